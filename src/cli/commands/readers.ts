@@ -1,0 +1,58 @@
+import type { CardType, ReaderState } from '../../readers/types.js';
+import { parseCommandArgs } from '../args.js';
+import { EXIT, type CliCommand } from '../io.js';
+import { openRegistry } from '../reader-source.js';
+import { formatTable } from '../table.js';
+
+export function describeCardType(type: CardType): string {
+  switch (type.kind) {
+    case 'nhi':
+      return 'NHI health card (健保卡)';
+    case 'moica':
+      return `MOICA citizen certificate (自然人憑證), generation ${type.generation ?? '?'}`;
+    default:
+      return 'unknown card';
+  }
+}
+
+function toJson(reader: ReaderState) {
+  return {
+    name: reader.name,
+    cardPresent: reader.card !== undefined,
+    atr: reader.card?.atr ?? null,
+    card: reader.card?.type ?? null,
+  };
+}
+
+export const readersCommand: CliCommand = {
+  name: 'readers',
+  summary: 'List card readers, whether a card is in each, its ATR and what card it is',
+  usage: 'cardbridge readers [--json] [--mock]',
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, { json: { type: 'boolean' }, mock: { type: 'boolean' } });
+    const registry = await openRegistry(values.mock ?? false);
+    try {
+      const readers = registry.readers();
+      if (!registry.serviceAvailable) {
+        const error = registry.serviceError ?? 'the smart-card service is not reachable';
+        if (values.json) io.out(JSON.stringify({ available: false, error, readers: [] }, null, 2));
+        io.err(`cardbridge: pcscd is not reachable: ${error}`);
+        io.err('  → Start it: "sudo systemctl start pcscd.socket" (or run "pcscd" as root).');
+        return EXIT.environment;
+      }
+      if (values.json) {
+        io.out(JSON.stringify({ available: true, readers: readers.map(toJson) }, null, 2));
+        return EXIT.ok;
+      }
+      if (readers.length === 0) {
+        io.out('No card readers found. Plug in a reader (pcscd sees it within a second or two).');
+        return EXIT.ok;
+      }
+      const rows = readers.map((r) => [r.name, r.card ? 'present' : 'empty', r.card ? describeCardType(r.card.type) : '-', r.card?.atr ?? '-']);
+      for (const line of formatTable(['READER', 'CARD', 'TYPE', 'ATR'], rows)) io.out(line);
+      return EXIT.ok;
+    } finally {
+      await registry.stop();
+    }
+  },
+};

@@ -1,0 +1,63 @@
+/**
+ * The one error vocabulary of cardbridge. Cards, readers and services raise these; each wire
+ * format (native problem JSON, HiPKI ret_code, NHI numeric codes, CLI exit codes) translates
+ * them at its own edge, so no layer below the servers knows any protocol's numbers.
+ */
+export type ErrorCode =
+  | 'NoService' // pcscd (or the platform's smart-card service) is not reachable
+  | 'NoReader'
+  | 'NoCard'
+  | 'WrongCard' // a card is present but not the kind the operation needs
+  | 'UnsupportedCard' // the right kind of card, but a variant we cannot serve (e.g. NHI staff card)
+  | 'CardRemoved'
+  | 'CardError' // the card answered with a status word that means failure
+  | 'TransportError' // the reader or the link to it failed
+  | 'ProtocolError' // a response that does not follow ISO 7816-4 or the card's spec
+  | 'PinIncorrect'
+  | 'PinBlocked'
+  | 'PinLength'
+  | 'Cancelled'
+  | 'NotAllowedOrigin'
+  | 'Busy'
+  | 'Timeout'
+  | 'SharingViolation'
+  | 'InvalidInput'
+  | 'Unavailable'; // a feature whose dependency is missing on this machine
+
+export interface ErrorDetails {
+  triesLeft?: number;
+  sw?: number;
+  reader?: string;
+  hint?: string;
+  cause?: unknown;
+}
+
+export class CardBridgeError extends Error {
+  readonly code: ErrorCode;
+  readonly triesLeft?: number;
+  readonly sw?: number;
+  readonly reader?: string;
+  /** What the user can do about it, in one sentence. */
+  readonly hint?: string;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'CardBridgeError';
+    this.code = code;
+    if (details.triesLeft !== undefined) this.triesLeft = details.triesLeft;
+    if (details.sw !== undefined) this.sw = details.sw;
+    if (details.reader !== undefined) this.reader = details.reader;
+    if (details.hint !== undefined) this.hint = details.hint;
+  }
+}
+
+export function isCardBridgeError(e: unknown, code?: ErrorCode): e is CardBridgeError {
+  return e instanceof CardBridgeError && (code === undefined || e.code === code);
+}
+
+/** Wraps anything thrown by a dependency so callers only ever see the vocabulary above. */
+export function asCardBridgeError(e: unknown, fallback: ErrorCode = 'TransportError'): CardBridgeError {
+  if (e instanceof CardBridgeError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new CardBridgeError(fallback, message, { cause: e });
+}

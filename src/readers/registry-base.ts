@@ -1,0 +1,253 @@
+import { EventEmitter } from 'node:events';
+import { CardBridgeError, asCardBridgeError } from '../errors.js';
+import { recognizeCard } from '../cards/recognize.js';
+import { type RawTransmit, createApduTransport } from '../pcsc/transport.js';
+import type { CommandApdu, ResponseApdu } from '../pcsc/apdu.js';
+import { SerialQueue } from '../util/serial-queue.js';
+import type {
+  CardSelector,
+  CardSession,
+  CardState,
+  CardType,
+  ReaderRegistry,
+  ReaderState,
+  RegistryEvent,
+} from './types.js';
+
+/** A backend's live connection to one card. */
+export interface Connection {
+  transmit: RawTransmit;
+  /** Ends the connection; `reset` resets the card so a verified PIN does not outlive us. */
+  close(reset: boolean): Promise<void>;
+}
+
+export interface RegistryOptions {
+  /** An operation holding a card longer than this fails with `Timeout` and frees the card. */
+  operationTimeoutMs?: number;
+  /** Waits between attempts while another program holds the card exclusively. */
+  sharingRetryDelaysMs?: number[];
+  recognize?: typeof recognizeCard;
+}
+
+interface InsertedCard {
+  atr: Buffer;
+  /** Increases with every insertion so a late recognition cannot describe a newer card. */
+  insertion: number;
+  type?: CardType;
+  announced: boolean;
+  recognised: Promise<void>;
+}
+
+interface ReaderEntry {
+  name: string;
+  queue: SerialQueue;
+  card?: InsertedCard;
+}
+
+const DEFAULT_SHARING_RETRY_DELAYS_MS = [50, 100, 200, 400, 800];
+
+/**
+ * What every reader backend shares: the reader/card bookkeeping, card recognition on insertion,
+ * one operation queue per reader, connection lifetime and the events. Backends (real PC/SC,
+ * in-process mock) only report what they see and open connections.
+ */
+export abstract class RegistryBase extends EventEmitter implements ReaderRegistry {
+  private readonly entries = new Map<string, ReaderEntry>();
+  private insertions = 0;
+  private readonly operationTimeoutMs: number;
+  private readonly sharingRetryDelaysMs: number[];
+  private readonly recognize: typeof recognizeCard;
+
+  constructor(options: RegistryOptions = {}) {
+    super();
+    this.operationTimeoutMs = options.operationTimeoutMs ?? 60_000;
+    this.sharingRetryDelaysMs = options.sharingRetryDelaysMs ?? DEFAULT_SHARING_RETRY_DELAYS_MS;
+    this.recognize = options.recognize ?? recognizeCard;
+  }
+
+  abstract start(): Promise<void>;
+  abstract stop(): Promise<void>;
+  abstract get serviceAvailable(): boolean;
+  protected abstract connect(reader: string, exclusive: boolean): Promise<Connection>;
+
+  readers(): ReaderState[] {
+    return [...this.entries.values()].map((entry) => {
+      const card = this.cardState(entry);
+      return card ? { name: entry.name, card } : { name: entry.name };
+    });
+  }
+
+  /** Resolves once every card present now has been recognised. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => e.card?.recognised));
+  }
+
+  async withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T> {
+    const entry = await this.choose(selector);
+    return entry.queue.run(async () => {
+      const card = entry.card;
+      if (!this.entries.has(entry.name)) throw new CardBridgeError('NoReader', `Reader "${entry.name}" was disconnected`, { reader: entry.name });
+      if (!card) throw new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name });
+      const exclusive = selector.exclusive ?? false;
+      const connection = await this.connectWithRetry(entry.name, exclusive);
+      let open = true;
+      const transport = createApduTransport((bytes) => {
+        if (!open) return Promise.reject(new CardBridgeError('Timeout', 'The card operation ran past its time limit'));
+        return connection.transmit(bytes);
+      });
+      const session: CardSession = {
+        reader: entry.name,
+        atr: card.atr,
+        cardType: card.type ?? { kind: 'unknown' },
+        exclusive,
+        transmit: (command: CommandApdu): Promise<ResponseApdu> => transport.transmit(command),
+      };
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new CardBridgeError('Timeout', `The card operation took longer than ${this.operationTimeoutMs} ms`));
+        }, this.operationTimeoutMs);
+      });
+      try {
+        return await Promise.race([operation(session), timeout]);
+      } catch (e) {
+        throw this.stillPresent(entry, card) ? asCardBridgeError(e) : new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name, cause: e });
+      } finally {
+        clearTimeout(timer);
+        open = false;
+        await connection.close(exclusive).catch(() => undefined);
+      }
+    });
+  }
+
+  // ——— for backends ———
+
+  protected readerAdded(name: string): void {
+    if (this.entries.has(name)) return;
+    this.entries.set(name, { name, queue: new SerialQueue() });
+    this.publish({ type: 'reader-added', reader: name });
+  }
+
+  protected readerRemoved(name: string): void {
+    const entry = this.entries.get(name);
+    if (!entry) return;
+    this.cardRemoved(name);
+    this.entries.delete(name);
+    this.publish({ type: 'reader-removed', reader: name });
+  }
+
+  protected cardInserted(name: string, atr: Buffer): void {
+    const entry = this.entries.get(name);
+    if (!entry) return;
+    if (entry.card?.atr.equals(atr)) return;
+    if (entry.card) this.cardRemoved(name);
+    const insertion = ++this.insertions;
+    const card: InsertedCard = { atr: Buffer.from(atr), insertion, announced: false, recognised: Promise.resolve() };
+    entry.card = card;
+    card.recognised = entry.queue
+      .run(async () => {
+        if (!this.stillPresent(entry, card)) return;
+        const connection = await this.connectWithRetry(name, false);
+        try {
+          card.type = await this.recognize(createApduTransport(connection.transmit));
+        } finally {
+          await connection.close(false).catch(() => undefined);
+        }
+      })
+      .catch(() => {
+        // A card we cannot talk to (mute, held exclusively elsewhere) is still a card.
+        card.type = { kind: 'unknown' };
+      })
+      .then(() => {
+        if (!this.stillPresent(entry, card)) return;
+        card.announced = true;
+        const state = this.cardState(entry);
+        if (state) this.publish({ type: 'card-inserted', reader: name, card: state });
+      });
+  }
+
+  protected cardRemoved(name: string): void {
+    const entry = this.entries.get(name);
+    const card = entry?.card;
+    if (!entry || !card) return;
+    entry.card = undefined;
+    if (card.announced) this.publish({ type: 'card-removed', reader: name });
+  }
+
+  protected publish(event: RegistryEvent): void {
+    this.emit('event', event);
+  }
+
+  protected readerNames(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  // ——— internals ———
+
+  private stillPresent(entry: ReaderEntry, card: InsertedCard): boolean {
+    return this.entries.get(entry.name) === entry && entry.card?.insertion === card.insertion;
+  }
+
+  private cardState(entry: ReaderEntry): CardState | undefined {
+    const card = entry.card;
+    if (!card?.announced || !card.type) return undefined;
+    return { atr: card.atr.toString('hex').toUpperCase(), type: card.type };
+  }
+
+  private async choose(selector: CardSelector): Promise<ReaderEntry> {
+    if (!this.serviceAvailable) {
+      throw new CardBridgeError('NoService', 'The smart-card service (pcscd) is not running', {
+        hint: 'Start pcscd (e.g. "systemctl start pcscd.socket") and try again.',
+      });
+    }
+    let candidates = [...this.entries.values()];
+    if (selector.reader !== undefined) {
+      candidates = candidates.filter((e) => e.name === selector.reader);
+      if (candidates.length === 0) throw new CardBridgeError('NoReader', `No reader named "${selector.reader}"`, { reader: selector.reader });
+    }
+    if (candidates.length === 0) throw new CardBridgeError('NoReader', 'No card reader is connected', { hint: 'Plug in a card reader.' });
+    await Promise.all(candidates.map((e) => e.card?.recognised));
+    const withCard = candidates.filter((e) => e.card);
+    if (withCard.length === 0) throw new CardBridgeError('NoCard', 'No card is inserted', { hint: 'Insert the card into the reader.' });
+    if (!selector.kind) return withCard[0]!;
+    const match = withCard.find((e) => e.card?.type?.kind === selector.kind);
+    if (!match) {
+      const seen = withCard.map((e) => e.card?.type?.kind ?? 'unknown').join(', ');
+      throw new CardBridgeError('WrongCard', `The inserted card is not ${describeKind(selector.kind)} (found: ${seen})`, {
+        hint: `Insert ${describeKind(selector.kind)}.`,
+      });
+    }
+    return match;
+  }
+
+  private async connectWithRetry(reader: string, exclusive: boolean): Promise<Connection> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.connect(reader, exclusive);
+      } catch (e) {
+        const error = asCardBridgeError(e);
+        const delay = this.sharingRetryDelaysMs[attempt];
+        if (error.code !== 'SharingViolation') throw error;
+        if (delay === undefined) {
+          throw new CardBridgeError('Busy', `Another program is using the card in "${reader}"`, {
+            reader,
+            hint: 'Close other programs that use the card (e.g. a vendor agent) and try again.',
+            cause: e,
+          });
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+}
+
+export function describeKind(kind: string): string {
+  switch (kind) {
+    case 'nhi':
+      return 'a health insurance card (健保卡)';
+    case 'moica':
+      return 'a citizen digital certificate card (自然人憑證)';
+    default:
+      return 'a supported card';
+  }
+}

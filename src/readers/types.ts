@@ -1,0 +1,60 @@
+import type { CardTransport } from '../pcsc/transport.js';
+
+export type CardKind = 'nhi' | 'moica' | 'unknown';
+
+export interface CardType {
+  kind: CardKind;
+  /** MOICA only: 1 (HiCOS with CLA 0x80) or 2 (GlobalPlatform applet with SCP03). */
+  generation?: 1 | 2;
+}
+
+export interface CardState {
+  atr: string; // hex, upper case
+  type: CardType;
+}
+
+export interface ReaderState {
+  name: string;
+  /** Absent while no card is in the reader. */
+  card?: CardState;
+}
+
+export type RegistryEvent =
+  | { type: 'reader-added'; reader: string }
+  | { type: 'reader-removed'; reader: string }
+  | { type: 'card-inserted'; reader: string; card: CardState }
+  | { type: 'card-removed'; reader: string }
+  | { type: 'service-lost'; message: string }
+  | { type: 'service-restored' };
+
+/** An open conversation with the card in one reader, valid inside `withCard` only. */
+export interface CardSession extends CardTransport {
+  readonly reader: string;
+  readonly atr: Buffer;
+  readonly cardType: CardType;
+  readonly exclusive: boolean;
+}
+
+export interface CardSelector {
+  /** A reader by exact name; otherwise the first reader holding a matching card. */
+  reader?: string;
+  /** Only cards of this kind qualify. */
+  kind?: CardKind;
+  /**
+   * EXCLUSIVE access for PIN operations: no other program can talk to the card meanwhile and
+   * the card is reset afterwards so nobody can ride on the verified PIN.
+   */
+  exclusive?: boolean;
+}
+
+export interface ReaderRegistry {
+  /** Resolves once the initial readers and cards are known (or the service is known down). */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Whether the smart-card service (pcscd) is reachable; always true for the mock. */
+  readonly serviceAvailable: boolean;
+  readers(): ReaderState[];
+  withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T>;
+  on(event: 'event', listener: (event: RegistryEvent) => void): this;
+  off(event: 'event', listener: (event: RegistryEvent) => void): this;
+}
