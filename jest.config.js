@@ -1,5 +1,6 @@
 // Two projects so CI and developers can run the fast unit tests alone (`npm run test:unit`)
-// and the system tests, which start pcscd and vpcd, alone (`npm run test:system`).
+// and the system tests, which start pcscd and vpcd, alone (`npm run test:system`). The test
+// scripts pass --runInBand: every system test file owns the one pcscd a machine can run.
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
@@ -16,8 +17,7 @@ export default {
       ...common,
       displayName: 'system',
       testMatch: ['<rootDir>/test/system/**/*.test.ts'],
-      // Each system test file starts its own pcscd; they must not run at the same time.
-      maxWorkers: 1,
+      testTimeout: 30_000,
     },
   ],
 };

@@ -22,13 +22,17 @@ export type ErrorCode =
   | 'Timeout'
   | 'SharingViolation'
   | 'InvalidInput'
-  | 'Unavailable'; // a feature whose dependency is missing on this machine
+  | 'Unavailable' // a feature whose dependency is missing on this machine
+  | 'SamUnavailable' // a remote secure-access module (NHI's cloud SAM) cannot be reached at all
+  | 'SamError'; // the SAM was reached but the exchange with it failed or it refused
 
 export interface ErrorDetails {
   triesLeft?: number;
   sw?: number;
   reader?: string;
   hint?: string;
+  /** Which step of a multi-step operation failed, in the raising layer's terms (e.g. 'card-id'). */
+  stage?: string;
   cause?: unknown;
 }
 
@@ -39,6 +43,8 @@ export class CardBridgeError extends Error {
   readonly reader?: string;
   /** What the user can do about it, in one sentence. */
   readonly hint?: string;
+  /** Which step of a multi-step operation failed (see ErrorDetails.stage). */
+  readonly stage?: string;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -48,6 +54,7 @@ export class CardBridgeError extends Error {
     if (details.sw !== undefined) this.sw = details.sw;
     if (details.reader !== undefined) this.reader = details.reader;
     if (details.hint !== undefined) this.hint = details.hint;
+    if (details.stage !== undefined) this.stage = details.stage;
   }
 }
 

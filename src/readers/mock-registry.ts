@@ -85,10 +85,13 @@ export class MockReaderRegistry extends RegistryBase {
     return {
       transmit: async (command) => {
         if (!open) throw new CardBridgeError('TransportError', 'Connection already closed');
-        if (slot.card !== card || this.slots.get(reader) !== slot) {
-          throw new CardBridgeError('CardRemoved', `The card was removed from "${reader}"`, { reader });
-        }
-        return Buffer.from(await card.process(Buffer.from(command)));
+        const removed = () => slot.card !== card || this.slots.get(reader) !== slot;
+        const gone = () => new CardBridgeError('CardRemoved', `The card was removed from "${reader}"`, { reader });
+        if (removed()) throw gone();
+        const response = Buffer.from(await card.process(Buffer.from(command)));
+        // A card pulled out while it was answering never delivers that answer.
+        if (removed()) throw gone();
+        return response;
       },
       close: async (reset) => {
         if (!open) return;

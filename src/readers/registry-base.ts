@@ -26,6 +26,8 @@ export interface RegistryOptions {
   operationTimeoutMs?: number;
   /** Waits between attempts while another program holds the card exclusively. */
   sharingRetryDelaysMs?: number[];
+  /** How long a failed transmit waits to learn whether the card was removed meanwhile. */
+  removalGraceMs?: number;
   recognize?: typeof recognizeCard;
 }
 
@@ -56,12 +58,14 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
   private insertions = 0;
   private readonly operationTimeoutMs: number;
   private readonly sharingRetryDelaysMs: number[];
+  private readonly removalGraceMs: number;
   private readonly recognize: typeof recognizeCard;
 
   constructor(options: RegistryOptions = {}) {
     super();
     this.operationTimeoutMs = options.operationTimeoutMs ?? 60_000;
     this.sharingRetryDelaysMs = options.sharingRetryDelaysMs ?? DEFAULT_SHARING_RETRY_DELAYS_MS;
+    this.removalGraceMs = options.removalGraceMs ?? 1000;
     this.recognize = options.recognize ?? recognizeCard;
   }
 
@@ -111,7 +115,9 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
       try {
         return await Promise.race([operation(session), timeout]);
       } catch (e) {
-        throw this.stillPresent(entry, card) ? asCardBridgeError(e) : new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name, cause: e });
+        const error = asCardBridgeError(e);
+        const removed = error.code === 'CardRemoved' || (error.code === 'TransportError' && (await this.removedWithin(entry, card, this.removalGraceMs)));
+        throw removed ? new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name, cause: e }) : error;
       } finally {
         clearTimeout(timer);
         open = false;
@@ -186,6 +192,20 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
 
   private stillPresent(entry: ReaderEntry, card: InsertedCard): boolean {
     return this.entries.get(entry.name) === entry && entry.card?.insertion === card.insertion;
+  }
+
+  /**
+   * A transmit that fails because the card was just pulled out usually reports a generic
+   * transaction failure before the service has noticed the removal (pcscd polls some
+   * readers only every ~400 ms). Waiting briefly for the removal lets us name the real cause.
+   */
+  private async removedWithin(entry: ReaderEntry, card: InsertedCard, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (this.stillPresent(entry, card)) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return true;
   }
 
   private cardState(entry: ReaderEntry): CardState | undefined {
