@@ -9,6 +9,8 @@ export function parseCommandArgs<T extends Options>(args: string[], options: T, 
   try {
     return parseArgs({ args, options, allowPositionals, strict: true });
   } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message.replace(/\. To specify a positional.*$/s, '') : String(e));
+    // Duck-typed: errors from node:util may come from another realm (e.g. under a test VM).
+    const message = (e as { message?: unknown })?.message;
+    throw new UsageError(typeof message === 'string' ? message.replace(/\. To specify a positional.*$/s, '') : String(e));
   }
 }
