@@ -17,7 +17,6 @@ export default {
       ...common,
       displayName: 'system',
       testMatch: ['<rootDir>/test/system/**/*.test.ts'],
-      testTimeout: 30_000,
     },
   ],
 };

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { jest } from '@jest/globals';
 import { promisify } from 'node:util';
 import { PcscReaderRegistry } from '../../src/readers/pcsc-registry.js';
 import { VpcdCardSlot } from '../../src/emulator/vpcd-client.js';
@@ -11,6 +12,9 @@ import { Pcscd, VPCD_PORTS, VPCD_READERS, describeSystem } from '../helpers/syst
 const run = promisify(execFile);
 const [READER0, READER1] = VPCD_READERS;
 const GET_DATA = { cla: 0, ins: 0xca, p1: 0, p2: 0, le: 256 };
+
+// pcscd restarts and its ~400 ms presence polling make these slower than unit tests.
+jest.setTimeout(30_000);
 
 describeSystem('real pcscd + vpcd', () => {
   const pcscd = new Pcscd();
