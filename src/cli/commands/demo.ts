@@ -68,7 +68,10 @@ export const demoCommand: CliCommand = {
       });
       rl.on('close', resolve);
     });
+    // Nothing else holds the event loop open when stdin is not a terminal (e.g. under CI).
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     await done;
+    clearInterval(keepAlive);
     await registry.stop();
     io.out('demo stopped');
     return EXIT.ok;
