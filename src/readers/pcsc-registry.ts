@@ -28,9 +28,11 @@ interface PcscContext extends EventEmitter {
 
 type PcscFactory = () => PcscContext;
 
+// npm drops an optional dependency whose build failed, so the fix is a fresh `npm install`
+// (which builds the addon now that the headers exist), not `npm rebuild`.
 export const PCSC_INSTALL_HINT =
-  'Install the PC/SC service and headers, then rebuild the addon: ' +
-  '"sudo apt-get install pcscd libpcsclite-dev && npm rebuild pcsclite" (Debian/Ubuntu).';
+  'Install the PC/SC service and its headers, then run "npm install" again in the cardbridge folder to build the addon ' +
+  '(Debian/Ubuntu: "sudo apt-get install pcscd libpcsclite-dev").';
 
 /** Loads the native addon, or explains exactly what is missing. */
 export function loadPcscLite(): PcscFactory {

@@ -1,3 +1,4 @@
+import { isCardBridgeError } from '../../errors.js';
 import type { CardType, ReaderState } from '../../readers/types.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT, type CliCommand } from '../io.js';
@@ -30,7 +31,14 @@ export const readersCommand: CliCommand = {
   usage: 'cardbridge readers [--json] [--mock]',
   async run(args, io) {
     const { values } = parseCommandArgs(args, { json: { type: 'boolean' }, mock: { type: 'boolean' } });
-    const registry = await openRegistry(values.mock ?? false);
+    let registry: Awaited<ReturnType<typeof openRegistry>>;
+    try {
+      registry = await openRegistry(values.mock ?? false);
+    } catch (e) {
+      // Scripts reading --json still get JSON when PC/SC support itself is missing.
+      if (values.json && isCardBridgeError(e)) io.out(JSON.stringify({ available: false, error: e.message, hint: e.hint ?? null, readers: [] }, null, 2));
+      throw e;
+    }
     try {
       const readers = registry.readers();
       if (!registry.serviceAvailable) {
