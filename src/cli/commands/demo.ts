@@ -1,6 +1,5 @@
 import { createInterface } from 'node:readline';
-import { DEMO_READERS, createDemoRegistry } from '../../demo/demo-readers.js';
-import { GenericTestCard } from '../../emulator/test-card.js';
+import { DEMO_READERS, createDemoCard, createDemoRegistry } from '../../demo/demo-readers.js';
 import type { RegistryEvent } from '../../readers/types.js';
 import { EXIT, type CliCommand, type CliIO } from '../io.js';
 import { describeCardType } from './readers.js';
@@ -61,7 +60,7 @@ export const demoCommand: CliCommand = {
         const reader = DEMO_READERS[Number(arg) as 0 | 1];
         if (verb === 'quit' || verb === 'exit') return rl.close();
         if (verb === 'readers') printReaders(io);
-        else if (verb === 'insert' && reader) void registry.insertCard(reader, new GenericTestCard());
+        else if (verb === 'insert' && reader) void registry.insertCard(reader, createDemoCard(reader));
         else if (verb === 'remove' && reader) registry.removeCard(reader);
         else if (verb) for (const l of HELP) io.out(l);
         rl.prompt();
