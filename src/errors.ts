@@ -24,7 +24,8 @@ export type ErrorCode =
   | 'InvalidInput'
   | 'Unavailable' // a feature whose dependency is missing on this machine
   | 'SamUnavailable' // a remote secure-access module (NHI's cloud SAM) cannot be reached at all
-  | 'SamError'; // the SAM was reached but the exchange with it failed or it refused
+  | 'SamError' // the SAM was reached but the exchange with it failed or it refused
+  | 'RateLimited'; // a site sent more requests than its share
 
 export interface ErrorDetails {
   triesLeft?: number;

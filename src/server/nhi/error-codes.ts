@@ -153,6 +153,7 @@ export function nhiErrorCode(e: unknown, operation: NhiOperation): string {
     case 'PinBlocked':
     case 'Cancelled':
     case 'NotAllowedOrigin':
+    case 'RateLimited':
       return '8201';
   }
 }
