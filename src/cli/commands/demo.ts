@@ -60,7 +60,7 @@ export const demoCommand: CliCommand = {
         const reader = DEMO_READERS[Number(arg) as 0 | 1];
         if (verb === 'quit' || verb === 'exit') return rl.close();
         if (verb === 'readers') printReaders(io);
-        else if (verb === 'insert' && reader) void registry.insertCard(reader, createDemoCard(reader));
+        else if (verb === 'insert' && reader) void createDemoCard(reader).then((card) => registry.insertCard(reader, card));
         else if (verb === 'remove' && reader) registry.removeCard(reader);
         else if (verb) for (const l of HELP) io.out(l);
         rl.prompt();

@@ -7,7 +7,7 @@ describe('cardbridge demo (npm start)', () => {
     const running = main(['demo'], io);
     let finished = false;
     void running.then(() => (finished = true));
-    for (let i = 0; i < 100 && !io.stdout.some((l) => l.includes('Press Ctrl+C')); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1000 && !io.stdout.some((l) => l.includes('Press Ctrl+C')); i++) await new Promise((r) => setTimeout(r, 10));
     expect(io.stdout.some((l) => /Mock Reader 0/.test(l))).toBe(true);
     await new Promise((r) => setTimeout(r, 50));
     expect(finished).toBe(false);

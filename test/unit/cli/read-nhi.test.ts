@@ -50,7 +50,8 @@ describe('cardbridge read nhi', () => {
   it('fails with the vocabulary code for a reader without an NHI card', async () => {
     const io = captureIO();
     expect(await main(['read', 'nhi', '--mock', '--reader', 'Mock Reader 1'], io)).toBe(1);
-    expect(io.stderr[0]).toBe('cardbridge: No card is inserted [NoCard]');
+    // Mock Reader 1 holds the demo's virtual MOICA card.
+    expect(io.stderr[0]).toBe('cardbridge: The inserted card is not a health insurance card (健保卡) (found: moica) [WrongCard]');
     expect(io.stdout).toEqual([]);
     const missing = captureIO();
     expect(await main(['read', 'nhi', '--mock', '--reader', 'Nope'], missing)).toBe(1);

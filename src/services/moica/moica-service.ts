@@ -1,0 +1,189 @@
+import { constants, createHash, publicDecrypt, X509Certificate } from 'node:crypto';
+import { CardBridgeError } from '../../errors.js';
+import type { CardSession, ReaderRegistry } from '../../readers/types.js';
+import { type Pkcs1HashName, pkcs1DigestLength, pkcs1v15SignatureBlock } from '../../crypto/pkcs1.js';
+import { createCmsSignedData } from '../../crypto/cms.js';
+import { openMoicaCard } from '../../cards/moica/open.js';
+import {
+  MOICA_MODULUS_LENGTH,
+  type MoicaCard,
+  type MoicaCardInfo,
+  type MoicaCertificate,
+  type MoicaDriverOptions,
+  assertMoicaPin,
+} from '../../cards/moica/moica-card.js';
+
+/**
+ * MOICA use cases over the reader registry: card information, certificates, signing (PKCS#1,
+ * CMS, raw) and decryption. PIN operations hold the card exclusively and the registry resets
+ * it afterwards, so nothing else can use the verified PIN.
+ */
+
+export type MoicaSignFormat = 'pkcs1' | 'cms' | 'raw';
+
+export interface MoicaCardSelector {
+  /** A reader by name; default: the first reader holding a MOICA card. */
+  reader?: string;
+}
+
+export interface MoicaSignRequest extends MoicaCardSelector {
+  /** The data to sign (hashed here), or for `raw` the bytes to sign as they are. */
+  data?: Uint8Array;
+  /** A precomputed digest under `hash` (pkcs1 and detached cms). */
+  digest?: Uint8Array;
+  hash?: Pkcs1HashName;
+  /**
+   * `pkcs1`: RSASSA-PKCS1-v1_5 signature of the data/digest.
+   * `cms`: DER ContentInfo/SignedData (attached when `data` is given unless `detached`).
+   * `raw`: PKCS#1 v1.5 type-1 padding around `data` itself, no DigestInfo (legacy pages that
+   * build DigestInfo or TLS-style MD5‖SHA-1 themselves). Never an unpadded private operation.
+   */
+  format?: MoicaSignFormat;
+  /** cms only. */
+  detached?: boolean;
+  /** cms only: include the signingTime attribute (default true). */
+  signingTime?: boolean;
+  /** cms only: also include the card's CA certificates (default true). */
+  includeChain?: boolean;
+}
+
+export interface MoicaSignResult {
+  format: MoicaSignFormat;
+  hash: Pkcs1HashName;
+  /** The signature (pkcs1, raw) or the DER CMS ContentInfo (cms). */
+  signature: Buffer;
+  /** DER certificate of the key that signed. */
+  certificate: Buffer;
+  reader: string;
+  serialNumber: string;
+}
+
+export interface MoicaCardSummary extends MoicaCardInfo {
+  reader: string;
+}
+
+export interface MoicaServiceOptions extends MoicaDriverOptions {
+  /** Clock for CMS signingTime. */
+  now?: () => Date;
+}
+
+/** PKCS#1 v1.5 type-1 needs at least 11 bytes of overhead. */
+const MAX_RAW_LENGTH = MOICA_MODULUS_LENGTH - 11;
+
+function invalid(message: string): CardBridgeError {
+  return new CardBridgeError('InvalidInput', message);
+}
+
+function rawSignatureBlock(payload: Buffer): Buffer {
+  const block = Buffer.alloc(MOICA_MODULUS_LENGTH, 0xff);
+  block[0] = 0x00;
+  block[1] = 0x01;
+  block[MOICA_MODULUS_LENGTH - payload.length - 1] = 0x00;
+  payload.copy(block, MOICA_MODULUS_LENGTH - payload.length);
+  return block;
+}
+
+function findKey(certificates: MoicaCertificate[], id: string, role: 'sign' | 'encrypt'): MoicaCertificate & { keyReference: number } {
+  const match =
+    certificates.find((c) => c.id === id && c.keyReference !== undefined) ??
+    certificates.find((c) => c.facts.role === role && c.keyReference !== undefined);
+  if (!match || match.keyReference === undefined) {
+    throw new CardBridgeError('UnsupportedCard', `The card has no ${role === 'sign' ? 'signing' : 'encryption'} key`);
+  }
+  return match as MoicaCertificate & { keyReference: number };
+}
+
+/**
+ * Checks the card's answer against the certificate before anyone relies on it: a card whose
+ * key does not match its certificate would otherwise hand out signatures nobody can verify.
+ */
+function checkSignature(certificate: Buffer, block: Buffer, signature: Buffer): void {
+  const recovered = publicDecrypt({ key: new X509Certificate(certificate).publicKey, padding: constants.RSA_NO_PADDING }, signature);
+  if (!recovered.equals(block)) {
+    throw new CardBridgeError('ProtocolError', 'The card produced a signature that does not verify with its certificate');
+  }
+}
+
+export class MoicaService {
+  readonly #registry: ReaderRegistry;
+  readonly #options: MoicaServiceOptions;
+
+  constructor(registry: ReaderRegistry, options: MoicaServiceOptions = {}) {
+    this.#registry = registry;
+    this.#options = options;
+  }
+
+  #withCard<T>(selector: MoicaCardSelector, exclusive: boolean, fn: (card: MoicaCard, session: CardSession) => Promise<T>): Promise<T> {
+    const choice = selector.reader === undefined ? { kind: 'moica' as const, exclusive } : { kind: 'moica' as const, exclusive, reader: selector.reader };
+    return this.#registry.withCard(choice, async (session) => fn(await openMoicaCard(session, this.#options), session));
+  }
+
+  cardInfo(selector: MoicaCardSelector = {}): Promise<MoicaCardSummary> {
+    return this.#withCard(selector, false, async (card, session) => ({ ...(await card.cardInfo()), reader: session.reader }));
+  }
+
+  listCertificates(selector: MoicaCardSelector = {}): Promise<MoicaCertificate[]> {
+    return this.#withCard(selector, false, (card) => card.listCertificates());
+  }
+
+  async sign(request: MoicaSignRequest, pin: string): Promise<MoicaSignResult> {
+    assertMoicaPin(pin);
+    const format = request.format ?? 'pkcs1';
+    const hash = request.hash ?? 'sha256';
+    if (!['pkcs1', 'cms', 'raw'].includes(format)) throw invalid(`Unknown signature format '${String(format)}'`);
+    const data = request.data === undefined ? undefined : Buffer.from(request.data);
+    let digest = request.digest === undefined ? undefined : Buffer.from(request.digest);
+    if (format === 'raw') {
+      if (!data || digest) throw invalid('A raw signature takes data only');
+      if (data.length === 0 || data.length > MAX_RAW_LENGTH) throw invalid(`Raw data must be 1..${MAX_RAW_LENGTH} bytes`);
+    } else {
+      pkcs1DigestLength(hash); // throws InvalidInput for an unknown hash
+      if (data === undefined && digest === undefined) throw invalid('Give the data or its digest');
+      if (data && digest) throw invalid('Give the data or its digest, not both');
+      if (digest && digest.length !== pkcs1DigestLength(hash)) throw invalid(`A ${hash} digest is ${pkcs1DigestLength(hash)} bytes`);
+      if (data) digest = createHash(hash).update(data).digest();
+      if (format === 'cms' && request.detached === false && !data) throw invalid('An attached CMS signature needs the data');
+    }
+
+    return this.#withCard(request, true, async (card, session) => {
+      const certificates = await card.listCertificates({ crossCheck: false });
+      const key = findKey(certificates, 'SIGN', 'sign');
+      const { serialNumber } = await card.cardInfo();
+      const privateSign = async (block: Buffer): Promise<Buffer> => {
+        const signature = await card.privateOperation(key.keyReference, block, pin);
+        checkSignature(key.der, block, signature);
+        return signature;
+      };
+      let signature: Buffer;
+      if (format === 'raw') {
+        signature = await privateSign(rawSignatureBlock(data!));
+      } else if (format === 'pkcs1') {
+        signature = await privateSign(pkcs1v15SignatureBlock(MOICA_MODULUS_LENGTH, hash, digest!));
+      } else {
+        const chain = request.includeChain === false ? [] : certificates.filter((c) => c.facts.role === 'ca').map((c) => c.der);
+        signature = await createCmsSignedData({
+          ...(data ? { content: data } : { digest: digest! }),
+          detached: request.detached ?? data === undefined,
+          hash,
+          signerCertificate: key.der,
+          extraCertificates: chain,
+          signingTime: request.signingTime === false ? null : (this.#options.now?.() ?? new Date()),
+          sign: (attributesDigest, attributesHash) => privateSign(pkcs1v15SignatureBlock(MOICA_MODULUS_LENGTH, attributesHash, attributesDigest)),
+        });
+      }
+      return { format, hash, signature, certificate: key.der, reader: session.reader, serialNumber };
+    });
+  }
+
+  /** PKCS#1 v1.5 decryption with the encryption (KEYX) key. */
+  async decrypt(ciphertext: Uint8Array, pin: string, selector: MoicaCardSelector = {}): Promise<Buffer> {
+    assertMoicaPin(pin);
+    if (!(ciphertext instanceof Uint8Array) || ciphertext.length !== MOICA_MODULUS_LENGTH) {
+      throw invalid(`Ciphertext must be ${MOICA_MODULUS_LENGTH} bytes`);
+    }
+    return this.#withCard(selector, true, async (card) => {
+      const key = findKey(await card.listCertificates({ crossCheck: false }), 'KEYX', 'encrypt');
+      return card.decrypt(key.keyReference, ciphertext, pin);
+    });
+  }
+}
