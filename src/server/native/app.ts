@@ -1,0 +1,122 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import type { ReaderRegistry, ReaderState, RegistryEvent } from '../../readers/types.js';
+import { VERSION } from '../../version.js';
+import { checkPeer, installGuard } from '../security/guard.js';
+import { allowedHosts } from '../security/loopback.js';
+import type { OriginPolicy } from '../security/origin-policy.js';
+import { RateLimiter } from '../security/rate-limit.js';
+import { installErrorHandlers, sendProblem } from './errors.js';
+import { buildOpenApi, type RouteDoc } from './openapi.js';
+import { problemSchema, readerSchema, statusSchema } from './schemas.js';
+
+export const NATIVE_DEFAULT_PORT = 39443;
+export const NATIVE_HOST_NAMES = ['127.0.0.1', 'localhost'] as const;
+
+export interface NativeAppOptions {
+  registry: ReaderRegistry;
+  policy: () => OriginPolicy;
+  /** The port the listener is reachable on, for the Host check. */
+  port: number;
+  https?: { key: string | Buffer; cert: string | Buffer };
+  logger?: Logger | false;
+  rateLimit?: { perSecond: number; burst: number };
+  bodyLimitBytes?: number;
+  requestTimeoutMs?: number;
+}
+
+function readerJson(reader: ReaderState) {
+  return { name: reader.name, cardPresent: reader.card !== undefined, atr: reader.card?.atr ?? null, card: reader.card?.type ?? null };
+}
+
+/**
+ * The native v1 API: HTTPS + WebSocket on loopback. Every request passes the shared guard
+ * (loopback peer, Host, Origin allow-list, rate limit) before any route runs.
+ */
+export async function buildNativeApp(options: NativeAppOptions): Promise<FastifyInstance> {
+  const scheme = options.https ? 'https' : 'http';
+  const ownOrigins = new Set(NATIVE_HOST_NAMES.map((h) => `${scheme}://${h}:${options.port}`));
+  const hosts = allowedHosts([...NATIVE_HOST_NAMES, '::1'], options.port);
+  const fastifyOptions: FastifyServerOptions & { https?: NativeAppOptions['https'] } = {
+    loggerInstance: options.logger || undefined,
+    logger: options.logger ? undefined : false,
+    bodyLimit: options.bodyLimitBytes ?? 64 * 1024,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    connectionTimeout: options.requestTimeoutMs ?? 30_000,
+    // Hosts are checked by the guard; fastify must not trust proxy headers on a local socket.
+    trustProxy: false,
+  } as FastifyServerOptions;
+  if (options.https) fastifyOptions.https = options.https;
+  const app = Fastify(fastifyOptions as FastifyServerOptions) as unknown as FastifyInstance;
+
+  const guardOptions = {
+    hosts,
+    policy: options.policy,
+    ownOrigins,
+    rateLimiter: new RateLimiter(options.rateLimit?.perSecond ?? 20, options.rateLimit?.burst ?? 40),
+    refuse: sendProblem,
+  };
+  installGuard(app, guardOptions);
+  installErrorHandlers(app);
+
+  const docs: RouteDoc[] = [];
+  const problemResponses = { 400: problemSchema, 403: problemSchema, 409: problemSchema, 429: problemSchema, 503: problemSchema };
+
+  docs.push({ method: 'get', path: '/v1/status', summary: 'Version, readers and card types (no personal data)', response: statusSchema });
+  app.get('/v1/status', { schema: { response: { 200: statusSchema, ...problemResponses } } }, async () => ({
+    version: VERSION,
+    api: 'v1',
+    serviceAvailable: options.registry.serviceAvailable,
+    readers: options.registry.readers().map((r) => ({ name: r.name, cardPresent: r.card !== undefined, card: r.card?.type ?? null })),
+  }));
+
+  const readersResponse = { type: 'object', properties: { readers: { type: 'array', items: readerSchema } }, required: ['readers'], additionalProperties: false } as const;
+  docs.push({ method: 'get', path: '/v1/readers', summary: 'Readers with card presence, ATR and card type', response: readersResponse });
+  app.get('/v1/readers', { schema: { response: { 200: readersResponse, ...problemResponses } } }, async () => ({
+    readers: options.registry.readers().map(readerJson),
+  }));
+
+  docs.push({
+    method: 'get',
+    path: '/v1/events',
+    summary: 'WebSocket: a `snapshot` of the readers, then reader-added/-removed, card-inserted/-removed, service-lost/-restored',
+  });
+
+  app.get('/v1/openapi.json', async () => buildOpenApi(VERSION, options.port, docs));
+
+  // ——— events over WebSocket: the guard's checks run on the upgrade request too ———
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
+  const clients = new Set<WebSocket>();
+  const broadcast = (event: RegistryEvent) => {
+    const message = JSON.stringify(event);
+    for (const ws of clients) ws.send(message);
+  };
+  options.registry.on('event', broadcast);
+
+  app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = request.url?.split('?')[0];
+    const check = checkPeer(guardOptions, request.socket.remoteAddress, request.headers.host, request.headers.origin);
+    if (url !== '/v1/events' || !check.ok) {
+      socket.end(`HTTP/1.1 ${url !== '/v1/events' ? '404 Not Found' : '403 Forbidden'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      clients.add(ws);
+      ws.on('close', () => clients.delete(ws));
+      ws.on('error', () => clients.delete(ws));
+      // Clients only listen; anything they send is ignored (and capped by maxPayload).
+      ws.send(JSON.stringify({ type: 'snapshot', serviceAvailable: options.registry.serviceAvailable, readers: options.registry.readers().map(readerJson) }));
+    });
+  });
+
+  app.addHook('onClose', async () => {
+    options.registry.off('event', broadcast);
+    for (const ws of clients) ws.terminate();
+    wss.close();
+  });
+
+  return app;
+}

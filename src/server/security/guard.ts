@@ -1,0 +1,92 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CardBridgeError } from '../../errors.js';
+import { isAllowedHost, isLoopbackAddress } from './loopback.js';
+import { type OriginPolicy, canonicalOrigin } from './origin-policy.js';
+import type { RateLimiter } from './rate-limit.js';
+
+export interface GuardOptions {
+  /** Host header values this listener answers to (see allowedHosts). */
+  hosts: Set<string>;
+  /** Read on every request so allow-list changes apply at once. */
+  policy: () => OriginPolicy;
+  /** The listener's own origins (its trusted pages); always allowed, never given CORS. */
+  ownOrigins?: ReadonlySet<string>;
+  rateLimiter?: RateLimiter;
+  /** Methods and headers announced to allowed origins on preflight. */
+  corsMethods?: string;
+  corsHeaders?: string;
+  /** Answers a refused request in the listener's own wire format. */
+  refuse(reply: FastifyReply, error: CardBridgeError): FastifyReply;
+}
+
+export interface PeerCheck {
+  ok: boolean;
+  error?: CardBridgeError;
+  /** The caller's canonical origin when it sent one and it is allowed. */
+  origin?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The allowed, canonical Origin of the caller, if it sent one. */
+    callerOrigin?: string;
+  }
+}
+
+const notAllowed = (message: string) => new CardBridgeError('NotAllowedOrigin', message);
+
+/**
+ * The checks every listener applies before anything else, shared by HTTP requests and
+ * WebSocket upgrades: loopback peer, expected Host (DNS rebinding), allowed Origin.
+ */
+export function checkPeer(
+  options: Pick<GuardOptions, 'hosts' | 'policy' | 'ownOrigins'>,
+  remoteAddress: string | undefined,
+  host: string | undefined,
+  originHeader: string | undefined,
+): PeerCheck {
+  if (!isLoopbackAddress(remoteAddress)) return { ok: false, error: notAllowed('Only programs on this computer may use cardbridge') };
+  if (!isAllowedHost(host, options.hosts)) return { ok: false, error: notAllowed(`Unexpected Host "${host ?? ''}"`) };
+  if (originHeader === undefined) return { ok: true };
+  const origin = canonicalOrigin(originHeader);
+  if (origin && options.ownOrigins?.has(origin)) return { ok: true };
+  if (!origin || !options.policy().allows(origin)) {
+    return { ok: false, error: notAllowed(`The site ${origin ?? JSON.stringify(originHeader)} is not allowed to use cardbridge`) };
+  }
+  return { ok: true, origin };
+}
+
+function setCors(reply: FastifyReply, origin: string): void {
+  reply.header('Access-Control-Allow-Origin', origin);
+  reply.header('Vary', 'Origin');
+}
+
+/** Installs the checks as the first hook of a listener. */
+export function installGuard(app: FastifyInstance, options: GuardOptions): void {
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    const originHeader = request.headers.origin;
+    const check = checkPeer(options, request.socket.remoteAddress, request.headers.host, originHeader);
+    if (!check.ok) return options.refuse(reply, check.error!);
+    if (check.origin) {
+      request.callerOrigin = check.origin;
+      setCors(reply, check.origin);
+    } else if (originHeader !== undefined) {
+      request.callerOrigin = canonicalOrigin(originHeader);
+    }
+    if (request.method === 'OPTIONS' && check.origin) {
+      reply.header('Access-Control-Allow-Methods', options.corsMethods ?? 'GET, POST, DELETE');
+      reply.header('Access-Control-Allow-Headers', options.corsHeaders ?? 'Content-Type');
+      reply.header('Access-Control-Max-Age', '600');
+      // Chrome's Private Network Access preflight for a public page calling localhost.
+      if (request.headers['access-control-request-private-network'] === 'true') {
+        reply.header('Access-Control-Allow-Private-Network', 'true');
+      }
+      return reply.code(204).send();
+    }
+    const key = check.origin ?? 'local';
+    if (options.rateLimiter && !options.rateLimiter.take(key)) {
+      return options.refuse(reply, new CardBridgeError('RateLimited', 'Too many requests; slow down'));
+    }
+    return undefined;
+  });
+}
