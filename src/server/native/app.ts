@@ -12,6 +12,11 @@ import { RateLimiter } from '../security/rate-limit.js';
 import { installErrorHandlers, sendProblem } from './errors.js';
 import { buildOpenApi, type RouteDoc } from './openapi.js';
 import { problemSchema, readerSchema, statusSchema } from './schemas.js';
+import { type CardServices, registerCardRoutes } from './card-routes.js';
+import { PendingRequests } from './pending.js';
+import { registerUiRoutes } from './ui-routes.js';
+import { type AuditLog, loggerAudit } from './audit.js';
+import type { SitesStore } from '../../config/sites-store.js';
 
 export const NATIVE_DEFAULT_PORT = 39443;
 export const NATIVE_HOST_NAMES = ['127.0.0.1', 'localhost'] as const;
@@ -26,6 +31,8 @@ export interface NativeAppOptions {
   rateLimit?: { perSecond: number; burst: number };
   bodyLimitBytes?: number;
   requestTimeoutMs?: number;
+  /** The card operations; without them only status, readers and events are served. */
+  cards?: { services: CardServices; sites: SitesStore; pending?: PendingRequests; audit?: AuditLog };
 }
 
 function readerJson(reader: ReaderState) {
@@ -85,6 +92,21 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     summary: 'WebSocket: a `snapshot` of the readers, then reader-added/-removed, card-inserted/-removed, service-lost/-restored',
   });
 
+  let pending: PendingRequests | undefined;
+  if (options.cards) {
+    pending = options.cards.pending ?? new PendingRequests();
+    registerCardRoutes(app, {
+      registry: options.registry,
+      services: options.cards.services,
+      sites: options.cards.sites,
+      pending,
+      audit: options.cards.audit ?? loggerAudit(options.logger || undefined),
+      uiBase: `${scheme}://127.0.0.1:${options.port}`,
+      docs,
+    });
+    registerUiRoutes(app, pending, ownOrigins);
+  }
+
   app.get('/v1/openapi.json', async () => buildOpenApi(VERSION, options.port, docs));
 
   // ——— events over WebSocket: the guard's checks run on the upgrade request too ———
@@ -113,6 +135,7 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
   });
 
   app.addHook('onClose', async () => {
+    pending?.close();
     options.registry.off('event', broadcast);
     for (const ws of clients) ws.terminate();
     wss.close();

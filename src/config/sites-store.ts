@@ -1,0 +1,130 @@
+import { readFileSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { CardBridgeError } from '../errors.js';
+import { writeFileAtomic } from '../certs/store.js';
+import { OriginPolicy, canonicalOrigin, validateOriginPattern } from '../server/security/origin-policy.js';
+
+/** What a site may do once the user said yes in cardbridge's window. */
+export type ConsentScope = 'nhi.read' | 'moica.certificates';
+export const CONSENT_SCOPES: readonly ConsentScope[] = ['nhi.read', 'moica.certificates'];
+
+export const DEFAULT_ALLOWED_ORIGINS = ['https://*.gov.tw'] as const;
+export const SITES_FILE = 'sites.json';
+
+interface SitesFile {
+  allowedOrigins: string[];
+  /** origin → scope → ISO time the user consented */
+  consents: Record<string, Partial<Record<ConsentScope, string>>>;
+}
+
+/**
+ * The persisted allow-list and the user's remembered consents, in the state directory. The
+ * daemon and `cardbridge sites` share the file: every read checks its modification time, so a
+ * change made by the CLI applies to the running daemon at once.
+ */
+export class SitesStore {
+  private cached: SitesFile | undefined;
+  private cachedMtime = -1;
+  private policyCache: { file: SitesFile; policy: OriginPolicy } | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly defaults: readonly string[] = DEFAULT_ALLOWED_ORIGINS,
+    /** Origins allowed in this run only (demo mode), never written to the file. */
+    private readonly extraOrigins: readonly string[] = [],
+  ) {}
+
+  static inStateDir(stateDir: string, defaults?: readonly string[], extraOrigins?: readonly string[]): SitesStore {
+    return new SitesStore(join(stateDir, SITES_FILE), defaults, extraOrigins);
+  }
+
+  private read(): SitesFile {
+    let mtime = 0;
+    try {
+      mtime = statSync(this.path).mtimeMs;
+    } catch {
+      mtime = 0; // no file yet: defaults
+    }
+    if (this.cached && mtime === this.cachedMtime) return this.cached;
+    let file: SitesFile = { allowedOrigins: [...this.defaults], consents: {} };
+    if (mtime !== 0) {
+      try {
+        const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as Partial<SitesFile>;
+        file = {
+          allowedOrigins: Array.isArray(parsed.allowedOrigins) ? parsed.allowedOrigins.filter((p): p is string => typeof p === 'string') : [...this.defaults],
+          consents: parsed.consents && typeof parsed.consents === 'object' ? parsed.consents : {},
+        };
+      } catch (e) {
+        throw new CardBridgeError('InvalidInput', `${this.path} is not valid JSON: ${(e as Error).message}`, {
+          hint: `Fix or delete ${this.path} (deleting it restores the default allow-list ${this.defaults.join(', ')}).`,
+        });
+      }
+    }
+    this.cached = file;
+    this.cachedMtime = mtime;
+    return file;
+  }
+
+  private async write(file: SitesFile): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
+    this.cached = undefined;
+  }
+
+  allowedOrigins(): string[] {
+    return [...this.read().allowedOrigins];
+  }
+
+  /** The current policy; rebuilt only when the file changed. */
+  policy(): OriginPolicy {
+    const file = this.read();
+    if (this.policyCache?.file !== file) {
+      const valid = file.allowedOrigins.filter((p) => {
+        try {
+          validateOriginPattern(p);
+          return true;
+        } catch {
+          return false; // one bad line must not open or close everything else
+        }
+      });
+      this.policyCache = { file, policy: new OriginPolicy([...valid, ...this.extraOrigins]) };
+    }
+    return this.policyCache.policy;
+  }
+
+  async allow(pattern: string): Promise<boolean> {
+    const valid = validateOriginPattern(pattern);
+    const file = this.read();
+    if (file.allowedOrigins.includes(valid)) return false;
+    await this.write({ ...file, allowedOrigins: [...file.allowedOrigins, valid] });
+    return true;
+  }
+
+  /** Removes a pattern from the allow-list and every consent of that origin. */
+  async revoke(originOrPattern: string): Promise<boolean> {
+    const file = this.read();
+    const key = canonicalOrigin(originOrPattern) ?? originOrPattern.trim();
+    const allowedOrigins = file.allowedOrigins.filter((p) => p !== originOrPattern.trim() && p !== key);
+    const consents = { ...file.consents };
+    const hadConsent = key in consents;
+    delete consents[key];
+    if (allowedOrigins.length === file.allowedOrigins.length && !hadConsent) return false;
+    await this.write({ allowedOrigins, consents });
+    return true;
+  }
+
+  hasConsent(origin: string, scope: ConsentScope): boolean {
+    return Boolean(this.read().consents[origin]?.[scope]);
+  }
+
+  async grant(origin: string, scope: ConsentScope, at = new Date()): Promise<void> {
+    const file = this.read();
+    const consents = { ...file.consents, [origin]: { ...file.consents[origin], [scope]: at.toISOString() } };
+    await this.write({ ...file, consents });
+  }
+
+  consents(): Record<string, Partial<Record<ConsentScope, string>>> {
+    return structuredClone(this.read().consents);
+  }
+}

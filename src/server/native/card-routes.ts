@@ -1,0 +1,249 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CardBridgeError, asCardBridgeError } from '../../errors.js';
+import type { ConsentScope, SitesStore } from '../../config/sites-store.js';
+import type { CardKind, ReaderRegistry } from '../../readers/types.js';
+import { describeKind } from '../../readers/registry-base.js';
+import type { NhiService } from '../../services/nhi/nhi-service.js';
+import type { MoicaService } from '../../services/moica/moica-service.js';
+import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
+import type { PendingKind, PendingRequests } from './pending.js';
+import type { RouteDoc } from './openapi.js';
+import type { AuditLog } from './audit.js';
+
+export interface CardServices {
+  nhi: NhiService;
+  moica: MoicaService;
+}
+
+export interface CardRouteOptions {
+  registry: ReaderRegistry;
+  services: CardServices;
+  pending: PendingRequests;
+  sites: SitesStore;
+  audit: AuditLog;
+  /** Where the user's window lives, e.g. https://127.0.0.1:39443 */
+  uiBase: string;
+  docs: RouteDoc[];
+}
+
+const base64 = { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$', maxLength: 65536 } as const;
+const hashEnum = { type: 'string', enum: ['sha1', 'sha256', 'sha384', 'sha512'] } as const;
+const pendingSchema = {
+  type: 'object',
+  properties: { id: { type: 'string' }, state: { type: 'string', const: 'pending' }, approveUrl: { type: 'string' }, expiresAt: { type: 'string' } },
+  required: ['id', 'state', 'approveUrl', 'expiresAt'],
+  additionalProperties: false,
+} as const;
+
+/** A body that tries to hand us a PIN is refused outright: PINs are typed in our window only. */
+function refusePinField(body: unknown): void {
+  if (body && typeof body === 'object' && 'pin' in body) {
+    throw new CardBridgeError('InvalidInput', 'cardbridge never takes a PIN from a web page; the user types it in cardbridge’s own window');
+  }
+}
+
+function requireOrigin(request: FastifyRequest): string {
+  if (!request.callerOrigin) {
+    throw new CardBridgeError('NotAllowedOrigin', 'This operation is for web pages: the request must carry an allowed Origin');
+  }
+  return request.callerOrigin;
+}
+
+function certificateJson(certificate: MoicaCertificate) {
+  const facts = certificate.facts;
+  return {
+    role: facts.role,
+    id: certificate.id,
+    certificate: certificate.der.toString('base64'),
+    subject: facts.subject,
+    issuer: facts.issuer,
+    holder: facts.holderName ?? null,
+    idLast4: facts.idLastFour ?? null,
+    serialNumber: facts.subjectSerialNumber ?? null,
+    notBefore: facts.notBefore.toISOString(),
+    notAfter: facts.notAfter.toISOString(),
+  };
+}
+
+export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptions): void {
+  const { registry, services, pending, sites, audit, uiBase, docs } = options;
+
+  /** The reader holding a card of `kind`, or the error saying what is wrong, before any window opens. */
+  function locate(kind: CardKind, reader?: string): { reader: string; cardKey: string; label: string } {
+    const readers = registry.readers().filter((r) => reader === undefined || r.name === reader);
+    const match = readers.find((r) => r.card?.type.kind === kind);
+    if (match?.card) return { reader: match.name, cardKey: `${match.name}|${match.card.atr}`, label: `${describeKind(kind)} — ${match.name}` };
+    if (!registry.serviceAvailable) throw new CardBridgeError('NoService', 'The smart-card service (pcscd) is not running');
+    if (readers.length === 0) throw new CardBridgeError('NoReader', reader ? `No reader named "${reader}"` : 'No card reader is connected');
+    if (readers.every((r) => !r.card)) throw new CardBridgeError('NoCard', 'No card is inserted', { hint: `Insert ${describeKind(kind)}.` });
+    throw new CardBridgeError('WrongCard', `The inserted card is not ${describeKind(kind)}`, { hint: `Insert ${describeKind(kind)}.` });
+  }
+
+  /**
+   * Runs `work` now when the site already has the user's consent for `scope`, otherwise
+   * answers 202 and runs it once the user agrees in cardbridge's window.
+   */
+  async function withUser<T>(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    spec: { operationName: string; operation: string; kind: PendingKind; scope?: ConsentScope; cardKind: CardKind; reader?: string },
+    work: (input: { pin?: string }) => Promise<T>,
+  ): Promise<T | FastifyReply> {
+    const origin = requireOrigin(request);
+    const card = locate(spec.cardKind, spec.reader);
+    const audited = async (input: { pin?: string }) => {
+      try {
+        const result = await work(input);
+        audit.record({ origin, operation: spec.operationName, card: spec.cardKind, reader: card.reader, result: 'ok' });
+        return result;
+      } catch (e) {
+        audit.record({ origin, operation: spec.operationName, card: spec.cardKind, reader: card.reader, result: asCardBridgeError(e).code });
+        throw e;
+      }
+    };
+    if (spec.kind === 'consent' && spec.scope && sites.hasConsent(origin, spec.scope)) return audited({});
+    const created = pending.create({
+      origin,
+      kind: spec.kind,
+      operation: spec.operation,
+      card: card.label,
+      cardKey: card.cardKey,
+      run: async (input) => {
+        if (spec.kind === 'consent' && spec.scope) await sites.grant(origin, spec.scope);
+        return audited(input);
+      },
+    });
+    return reply.code(202).send({
+      id: created.id,
+      state: 'pending',
+      approveUrl: `${uiBase}/ui/approve/${created.id}#${created.secret}`,
+      expiresAt: created.expiresAt.toISOString(),
+    });
+  }
+
+  // ——— NHI ———
+  const nhiBody = { type: 'object', properties: { reader: { type: 'string', maxLength: 200 } }, additionalProperties: false } as const;
+  docs.push({ method: 'post', path: '/v1/nhi/basic', summary: 'NHI card holder data (after the user consents once per site)', body: nhiBody });
+  app.post('/v1/nhi/basic', { preValidation: async (r) => refusePinField(r.body), schema: { body: nhiBody, response: { 202: pendingSchema } } }, async (request, reply) => {
+    const body = (request.body ?? {}) as { reader?: string };
+    return withUser(
+      request,
+      reply,
+      { operationName: 'nhi.basic', operation: 'Read the holder data on your health insurance card (讀取健保卡資料)', kind: 'consent', scope: 'nhi.read', cardKind: 'nhi', reader: body.reader },
+      async () => {
+        const { reader: _reader, cardTermination: _flag, ...basic } = await services.nhi.readBasic(body.reader === undefined ? {} : { reader: body.reader });
+        return basic;
+      },
+    );
+  });
+
+  const hsignBody = {
+    type: 'object',
+    properties: { random: { type: 'string', pattern: '^0001[0-9]{16}$' }, reader: { type: 'string', maxLength: 200 } },
+    additionalProperties: false,
+  } as const;
+  docs.push({ method: 'post', path: '/v1/nhi/hsign', summary: 'NHI H_Sign through the cloud SAM (consent as for the holder data)', body: hsignBody });
+  app.post('/v1/nhi/hsign', { preValidation: async (r) => refusePinField(r.body), schema: { body: hsignBody, response: { 202: pendingSchema } } }, async (request, reply) => {
+    const body = (request.body ?? {}) as { random?: string; reader?: string };
+    const random = body.random ?? `0001${services.nhi.getRandom()}`;
+    return withUser(
+      request,
+      reply,
+      { operationName: 'nhi.hsign', operation: 'Sign in with your health insurance card (健保卡登入)', kind: 'consent', scope: 'nhi.read', cardKind: 'nhi', reader: body.reader },
+      async () => ({ random, signature: (await services.nhi.hSign(random, body.reader === undefined ? {} : { reader: body.reader })).toString('base64') }),
+    );
+  });
+
+  // ——— MOICA ———
+  docs.push({ method: 'get', path: '/v1/moica/certificates', summary: 'Certificates on the citizen certificate card (after consent)' });
+  app.get('/v1/moica/certificates', { schema: { response: { 202: pendingSchema } } }, async (request, reply) =>
+    withUser(
+      request,
+      reply,
+      { operationName: 'moica.certificates', operation: 'Read the certificates on your citizen certificate card (讀取自然人憑證)', kind: 'consent', scope: 'moica.certificates', cardKind: 'moica' },
+      async () => ({ certificates: (await services.moica.listCertificates()).map(certificateJson) }),
+    ),
+  );
+
+  const signBody = {
+    type: 'object',
+    properties: {
+      data: base64,
+      digest: base64,
+      hash: hashEnum,
+      format: { type: 'string', enum: ['pkcs1', 'cms'] },
+      detached: { type: 'boolean' },
+    },
+    oneOf: [{ required: ['data'] }, { required: ['digest'] }],
+    additionalProperties: false,
+  } as const;
+  docs.push({ method: 'post', path: '/v1/moica/sign', summary: 'Sign data or a digest; the user types the PIN in cardbridge’s window', body: signBody });
+  app.post('/v1/moica/sign', { preValidation: async (r) => refusePinField(r.body), schema: { body: signBody, response: { 202: pendingSchema } } }, async (request, reply) => {
+    const body = request.body as { data?: string; digest?: string; hash?: 'sha1' | 'sha256' | 'sha384' | 'sha512'; format?: 'pkcs1' | 'cms'; detached?: boolean };
+    const format = body.format ?? 'pkcs1';
+    const hash = body.hash ?? 'sha256';
+    const what = body.data !== undefined ? `${Buffer.from(body.data, 'base64').length} bytes of data` : 'a digest';
+    return withUser(
+      request,
+      reply,
+      { operationName: 'moica.sign', operation: `Sign ${what} (${format.toUpperCase()}, ${hash.toUpperCase()}) with your citizen certificate (自然人憑證簽章)`, kind: 'pin', cardKind: 'moica' },
+      async ({ pin }) => {
+        const signed = await services.moica.sign(
+          {
+            ...(body.data !== undefined ? { data: Buffer.from(body.data, 'base64') } : { digest: Buffer.from(body.digest!, 'base64') }),
+            hash,
+            format,
+            ...(body.detached !== undefined && { detached: body.detached }),
+          },
+          pin!,
+        );
+        return { format: signed.format, hash: signed.hash, signature: signed.signature.toString('base64'), certificate: signed.certificate.toString('base64') };
+      },
+    );
+  });
+
+  const authBody = { type: 'object', properties: { nonce: { type: 'string', minLength: 32, maxLength: 128 } }, required: ['nonce'], additionalProperties: false } as const;
+  docs.push({ method: 'post', path: '/v1/moica/authenticate', summary: 'Origin-bound login token signed by the card; the user types the PIN in cardbridge’s window', body: authBody });
+  app.post('/v1/moica/authenticate', { preValidation: async (r) => refusePinField(r.body), schema: { body: authBody, response: { 202: pendingSchema } } }, async (request, reply) => {
+    const { nonce } = request.body as { nonce: string };
+    const origin = requireOrigin(request);
+    return withUser(
+      request,
+      reply,
+      { operationName: 'moica.authenticate', operation: `Log in to ${origin} with your citizen certificate (自然人憑證登入)`, kind: 'pin', cardKind: 'moica' },
+      async ({ pin }) => {
+        const tbs = Buffer.concat([sha256(origin), sha256(nonce)]);
+        const signed = await services.moica.sign({ digest: sha256(tbs), hash: 'sha256', format: 'pkcs1' }, pin!);
+        return {
+          token: {
+            format: 'cardbridge-auth-token',
+            version: 1,
+            algorithm: 'RS256',
+            certificate: signed.certificate.toString('base64'),
+            signature: signed.signature.toString('base64'),
+          },
+        };
+      },
+    );
+  });
+
+  // ——— the page collects results ———
+  const idParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{10,64}$' } }, required: ['id'] } as const;
+  const waitQuery = { type: 'object', properties: { wait: { type: 'integer', minimum: 0, maximum: 25 } }, additionalProperties: false } as const;
+  docs.push({ method: 'get', path: '/v1/requests/{id}', summary: 'A pending request’s state and result; ?wait=N long-polls up to N (≤ 25) seconds' });
+  app.get('/v1/requests/:id', { schema: { params: idParams, querystring: waitQuery } }, async (request) => {
+    const { id } = request.params as { id: string };
+    const { wait } = request.query as { wait?: number };
+    return pending.wait(id, requireOrigin(request), (wait ?? 0) * 1000);
+  });
+  docs.push({ method: 'delete', path: '/v1/requests/{id}', summary: 'Cancel a pending request' });
+  app.delete('/v1/requests/:id', { schema: { params: idParams } }, async (request) => {
+    const { id } = request.params as { id: string };
+    return pending.cancel(id, requireOrigin(request));
+  });
+}
+
+function sha256(data: string | Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}

@@ -1,0 +1,221 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { CardBridgeError, asCardBridgeError } from '../../errors.js';
+import { type Problem, problemOf } from '../problem.js';
+
+/**
+ * Requests that need the user: consent to share personal data, or a PIN typed in
+ * cardbridge's own window. The relying page only ever sees the request's id and state; the
+ * window proves it is ours with a per-request secret that is never sent to the page's API.
+ */
+export type PendingKind = 'consent' | 'pin';
+
+export interface PendingSpec<T> {
+  origin: string;
+  kind: PendingKind;
+  /** What the user is asked, in words (shown in the window). */
+  operation: string;
+  /** The card the operation will use, as the user knows it (shown in the window). */
+  card: string;
+  /** Identifies the physical card, for one PIN prompt per card and remembered tries left. */
+  cardKey: string;
+  /** Does the work once the user agreed; gets the PIN for `pin` requests. */
+  run(input: { pin?: string }): Promise<T>;
+}
+
+export type PendingState = 'pending' | 'running' | 'done' | 'failed';
+
+export interface PendingView {
+  id: string;
+  state: PendingState;
+  result?: unknown;
+  problem?: Problem;
+}
+
+export interface UiView {
+  id: string;
+  kind: PendingKind;
+  origin: string;
+  operation: string;
+  card: string;
+  state: PendingState;
+  /** Known from the card's last answer; the window insists on confirmation at 1. */
+  triesLeft?: number;
+  problem?: Problem;
+}
+
+export interface Submission {
+  decision: 'allow' | 'deny';
+  pin?: string;
+  confirmLastTry?: boolean;
+}
+
+interface Entry {
+  id: string;
+  secret: Buffer;
+  spec: PendingSpec<unknown>;
+  state: PendingState;
+  result?: unknown;
+  problem?: Problem;
+  expiresAt: number;
+  timer: NodeJS.Timeout;
+  waiters: Set<() => void>;
+}
+
+export interface PendingOptions {
+  /** How long the user has to answer (default 2 minutes). */
+  ttlMs?: number;
+  /** How long a finished request stays readable (default 1 minute). */
+  keepMs?: number;
+  /** Most open requests at once, across all sites (default 100). */
+  maxOpen?: number;
+}
+
+const notFound = () => new CardBridgeError('InvalidInput', 'No such request (it may have expired)');
+
+export class PendingRequests {
+  private readonly entries = new Map<string, Entry>();
+  /** Tries left per card as the card last reported them; forgotten on success. */
+  private readonly triesLeft = new Map<string, number>();
+  private readonly ttlMs: number;
+  private readonly keepMs: number;
+  private readonly maxOpen: number;
+
+  constructor(options: PendingOptions = {}) {
+    this.ttlMs = options.ttlMs ?? 120_000;
+    this.keepMs = options.keepMs ?? 60_000;
+    this.maxOpen = options.maxOpen ?? 100;
+  }
+
+  create<T>(spec: PendingSpec<T>): { id: string; secret: string; expiresAt: Date } {
+    const open = [...this.entries.values()].filter((e) => e.state === 'pending' || e.state === 'running');
+    if (open.length >= this.maxOpen) throw new CardBridgeError('Busy', 'Too many requests are waiting for the user');
+    if (spec.kind === 'pin' && open.some((e) => e.spec.kind === 'pin' && e.spec.cardKey === spec.cardKey)) {
+      throw new CardBridgeError('Busy', 'Another PIN request for this card is already waiting for the user', {
+        hint: 'Finish or close the open cardbridge window first.',
+      });
+    }
+    const id = randomBytes(16).toString('base64url');
+    const secret = randomBytes(32);
+    const expiresAt = Date.now() + this.ttlMs;
+    const entry: Entry = {
+      id,
+      secret,
+      spec: spec as PendingSpec<unknown>,
+      state: 'pending',
+      expiresAt,
+      waiters: new Set(),
+      timer: setTimeout(() => this.fail(entry, new CardBridgeError('Timeout', 'Nobody answered in cardbridge’s window in time')), this.ttlMs),
+    };
+    entry.timer.unref();
+    this.entries.set(id, entry);
+    return { id, secret: secret.toString('base64url'), expiresAt: new Date(expiresAt) };
+  }
+
+  /** The page's view: only the origin that asked may see it. */
+  view(id: string, origin: string | undefined): PendingView {
+    const entry = this.entries.get(id);
+    if (!entry || entry.spec.origin !== origin) throw notFound();
+    const view: PendingView = { id, state: entry.state === 'running' ? 'pending' : entry.state };
+    if (entry.state === 'done') view.result = entry.result;
+    if (entry.state === 'failed') view.problem = entry.problem!;
+    return view;
+  }
+
+  /** Resolves when the request settles or after `ms`, whichever is first. */
+  async wait(id: string, origin: string | undefined, ms: number): Promise<PendingView> {
+    const entry = this.entries.get(id);
+    if (!entry || entry.spec.origin !== origin) throw notFound();
+    if (entry.state === 'pending' || entry.state === 'running') {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          entry!.waiters.delete(done);
+          resolve();
+        }
+        entry.waiters.add(done);
+      });
+    }
+    return this.view(id, origin);
+  }
+
+  cancel(id: string, origin: string | undefined): PendingView {
+    const entry = this.entries.get(id);
+    if (!entry || entry.spec.origin !== origin) throw notFound();
+    if (entry.state === 'pending') this.fail(entry, new CardBridgeError('Cancelled', 'The request was cancelled'));
+    return this.view(id, origin);
+  }
+
+  /** The window's view, after it proved it holds the request's secret. */
+  uiView(id: string, secret: string): UiView {
+    const entry = this.authorised(id, secret);
+    const view: UiView = { id, kind: entry.spec.kind, origin: entry.spec.origin, operation: entry.spec.operation, card: entry.spec.card, state: entry.state };
+    const tries = this.triesLeft.get(entry.spec.cardKey);
+    if (tries !== undefined) view.triesLeft = tries;
+    if (entry.problem) view.problem = entry.problem;
+    return view;
+  }
+
+  /**
+   * The user's answer from the window. A wrong PIN leaves the request open so the user can
+   * type again (never resent by us); the last try needs an explicit confirmation.
+   */
+  async submit(id: string, secret: string, submission: Submission): Promise<UiView> {
+    const entry = this.authorised(id, secret);
+    if (entry.state !== 'pending') return this.uiView(id, secret);
+    if (submission.decision === 'deny') {
+      this.fail(entry, new CardBridgeError('Cancelled', 'The user declined in cardbridge’s window'));
+      return this.uiView(id, secret);
+    }
+    if (entry.spec.kind === 'pin') {
+      if (submission.pin === undefined) throw new CardBridgeError('PinLength', 'Type the PIN');
+      if (this.triesLeft.get(entry.spec.cardKey) === 1 && !submission.confirmLastTry) {
+        throw new CardBridgeError('InvalidInput', 'This is the last try before the card blocks: confirm it explicitly', { triesLeft: 1 });
+      }
+    }
+    entry.state = 'running';
+    entry.problem = undefined;
+    try {
+      const result = await entry.spec.run(entry.spec.kind === 'pin' ? { pin: submission.pin! } : {});
+      this.triesLeft.delete(entry.spec.cardKey);
+      this.settle(entry, 'done', result);
+    } catch (e) {
+      const error = asCardBridgeError(e);
+      if (error.triesLeft !== undefined) this.triesLeft.set(entry.spec.cardKey, error.triesLeft);
+      if (error.code === 'PinIncorrect' || error.code === 'PinLength') {
+        entry.state = 'pending';
+        entry.problem = problemOf(error);
+      } else {
+        this.fail(entry, error);
+      }
+    }
+    return this.uiView(id, secret);
+  }
+
+  private authorised(id: string, secret: string): Entry {
+    const entry = this.entries.get(id);
+    const given = Buffer.from(secret, 'base64url');
+    if (!entry || given.length !== entry.secret.length || !timingSafeEqual(given, entry.secret)) throw notFound();
+    return entry;
+  }
+
+  private fail(entry: Entry, error: CardBridgeError): void {
+    if (entry.state === 'done' || entry.state === 'failed') return;
+    entry.problem = problemOf(error);
+    this.settle(entry, 'failed');
+  }
+
+  private settle(entry: Entry, state: 'done' | 'failed', result?: unknown): void {
+    clearTimeout(entry.timer);
+    entry.state = state;
+    if (state === 'done') entry.result = result;
+    for (const wake of [...entry.waiters]) wake();
+    const cleanup = setTimeout(() => this.entries.delete(entry.id), this.keepMs);
+    cleanup.unref();
+  }
+
+  /** Ends everything on shutdown so no long-poll hangs. */
+  close(): void {
+    for (const entry of this.entries.values()) this.fail(entry, new CardBridgeError('Cancelled', 'cardbridge is shutting down'));
+  }
+}

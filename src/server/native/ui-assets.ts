@@ -1,0 +1,161 @@
+/**
+ * cardbridge's own window: where the user sees which site asks for what, consents, and types
+ * the PIN. Served by the bridge with a strict CSP; the page learns the request from the
+ * fragment secret, which never reaches a server log.
+ */
+export const APPROVE_HTML = `<!doctype html>
+<html lang="zh-Hant">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>cardbridge</title>
+<link rel="stylesheet" href="/ui/approve.css">
+<script src="/ui/approve.js" defer></script>
+</head>
+<body>
+<main>
+  <header><span class="brand">cardbridge</span> <span class="sub">讀卡服務 · local card service</span></header>
+  <section id="loading">載入中… Loading…</section>
+  <section id="request" hidden>
+    <p class="ask">這個網站要求 · This site asks</p>
+    <p class="origin" id="origin"></p>
+    <p class="operation" id="operation"></p>
+    <p class="card">卡片 Card: <span id="card"></span></p>
+    <form id="consent" hidden>
+      <p class="note">允許後，cardbridge 會記住此網站；可用 <code>cardbridge sites revoke</code> 撤銷。<br>
+      If you allow, cardbridge remembers this site; revoke with <code>cardbridge sites revoke</code>.</p>
+      <div class="buttons">
+        <button type="button" id="deny" class="secondary">拒絕 Deny</button>
+        <button type="submit" id="allow">允許 Allow</button>
+      </div>
+    </form>
+    <form id="pinform" hidden>
+      <label for="pin">PIN 碼（6–8 位數字）· PIN (6–8 digits)</label>
+      <input id="pin" name="pin" type="password" inputmode="numeric" autocomplete="off" minlength="6" maxlength="8" pattern="[0-9]{6,8}" required>
+      <p class="tries" id="tries" hidden></p>
+      <label class="lasttry" id="lasttrylabel" hidden><input type="checkbox" id="lasttry"> 我了解這是最後一次機會，輸錯卡片將鎖住 · I understand this is the last try; a wrong PIN blocks the card</label>
+      <div class="buttons">
+        <button type="button" id="cancel" class="secondary">取消 Cancel</button>
+        <button type="submit" id="sign">確認 Confirm</button>
+      </div>
+    </form>
+    <p class="message" id="message" role="status" aria-live="polite"></p>
+  </section>
+  <section id="finished" hidden><p id="finishedtext"></p></section>
+</main>
+</body>
+</html>
+`;
+
+export const APPROVE_CSS = `
+:root { color-scheme: light dark; font-family: system-ui, "Noto Sans TC", sans-serif; }
+body { margin: 0; display: flex; justify-content: center; }
+main { max-width: 28rem; width: 100%; padding: 1.25rem; }
+header { border-bottom: 1px solid #8884; padding-bottom: .5rem; margin-bottom: 1rem; }
+.brand { font-weight: 700; font-size: 1.2rem; }
+.sub { opacity: .7; font-size: .9rem; }
+.origin { font-size: 1.15rem; font-weight: 700; word-break: break-all; background: #ffd54f33; border: 1px solid #e0a800; padding: .5rem; border-radius: .4rem; }
+.operation { font-size: 1.05rem; }
+.note, .card { font-size: .9rem; opacity: .85; }
+label { display: block; margin: .75rem 0 .25rem; }
+input[type=password] { font-size: 1.4rem; letter-spacing: .3rem; width: 100%; box-sizing: border-box; padding: .4rem; }
+.lasttry { color: #c62828; font-weight: 600; }
+.tries { color: #c62828; font-weight: 600; }
+.buttons { display: flex; gap: .75rem; justify-content: flex-end; margin-top: 1rem; }
+button { font-size: 1rem; padding: .5rem 1.1rem; border-radius: .4rem; border: 1px solid #1565c0; background: #1565c0; color: white; cursor: pointer; }
+button.secondary { background: transparent; color: inherit; border-color: #8888; }
+button:disabled { opacity: .5; cursor: wait; }
+.message { min-height: 1.5rem; color: #c62828; }
+`;
+
+export const APPROVE_JS = `'use strict';
+(function () {
+  var parts = location.pathname.split('/');
+  var id = parts[parts.length - 1];
+  var secret = location.hash.slice(1);
+  var api = '/ui/api/requests/' + encodeURIComponent(id);
+  var $ = function (x) { return document.getElementById(x); };
+  var busy = false;
+
+  function call(method, body) {
+    return fetch(api, {
+      method: method,
+      headers: { 'Content-Type': 'application/json', 'X-Cardbridge-Secret': secret },
+      body: body ? JSON.stringify(body) : undefined,
+      cache: 'no-store',
+    }).then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); });
+  }
+
+  function finish(text) {
+    $('request').hidden = true;
+    $('finished').hidden = false;
+    $('finishedtext').textContent = text;
+    setTimeout(function () { window.close(); }, 1200);
+  }
+
+  function render(view) {
+    $('loading').hidden = true;
+    $('request').hidden = false;
+    $('origin').textContent = view.origin;
+    $('operation').textContent = view.operation;
+    $('card').textContent = view.card;
+    if (view.state === 'done') return finish('完成，這個視窗即將關閉。 Done — this window will close.');
+    if (view.state === 'failed') {
+      var p = view.problem || {};
+      if (p.code === 'Cancelled') return finish('已取消。 Cancelled.');
+      $('consent').hidden = true;
+      $('pinform').hidden = true;
+      $('message').textContent = (p.detail || 'Failed') + (p.hint ? ' — ' + p.hint : '');
+      return;
+    }
+    $('consent').hidden = view.kind !== 'consent';
+    $('pinform').hidden = view.kind !== 'pin';
+    if (view.kind === 'pin') {
+      var tries = view.triesLeft;
+      $('tries').hidden = tries === undefined;
+      if (tries !== undefined) $('tries').textContent = '剩餘 ' + tries + ' 次機會 · ' + tries + (tries === 1 ? ' try' : ' tries') + ' left';
+      $('lasttrylabel').hidden = tries !== 1;
+      $('lasttry').required = tries === 1;
+      $('pin').value = '';
+      $('pin').focus();
+    }
+    $('message').textContent = view.problem ? view.problem.detail : '';
+  }
+
+  function submit(body) {
+    if (busy) return;
+    busy = true;
+    Array.prototype.forEach.call(document.querySelectorAll('button'), function (b) { b.disabled = true; });
+    $('message').textContent = '處理中… Working with the card…';
+    call('POST', body).then(function (r) {
+      busy = false;
+      Array.prototype.forEach.call(document.querySelectorAll('button'), function (b) { b.disabled = false; });
+      if (r.status >= 400 && r.body && r.body.detail) {
+        $('message').textContent = r.body.detail;
+        if (r.body.triesLeft === 1) { $('lasttrylabel').hidden = false; $('lasttry').required = true; }
+        return;
+      }
+      render(r.body);
+    }, function () {
+      busy = false;
+      $('message').textContent = '無法連線到 cardbridge。 cardbridge is not reachable.';
+    });
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    $('consent').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow' }); });
+    $('deny').addEventListener('click', function () { submit({ decision: 'deny' }); });
+    $('pinform').addEventListener('submit', function (e) {
+      e.preventDefault();
+      submit({ decision: 'allow', pin: $('pin').value, confirmLastTry: $('lasttry').checked });
+      $('pin').value = '';
+    });
+    $('cancel').addEventListener('click', function () { submit({ decision: 'deny' }); });
+    call('GET').then(function (r) {
+      if (r.status >= 400) { $('loading').textContent = (r.body && r.body.detail) || 'This request no longer exists.'; return; }
+      render(r.body);
+    }, function () { $('loading').textContent = 'cardbridge is not reachable.'; });
+  });
+})();
+`;

@@ -1,0 +1,67 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CardBridgeError } from '../../errors.js';
+import { canonicalOrigin } from '../security/origin-policy.js';
+import { APPROVE_CSS, APPROVE_HTML, APPROVE_JS } from './ui-assets.js';
+import type { PendingRequests, Submission } from './pending.js';
+
+/** The window may not be framed, may load only its own files, and may talk only to us. */
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+function secure(reply: FastifyReply, type: string): FastifyReply {
+  return reply
+    .type(type)
+    .header('Content-Security-Policy', CSP)
+    .header('X-Frame-Options', 'DENY')
+    .header('X-Content-Type-Options', 'nosniff')
+    .header('Referrer-Policy', 'no-referrer')
+    .header('Cache-Control', 'no-store');
+}
+
+export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests, ownOrigins: ReadonlySet<string>): void {
+  /**
+   * Only cardbridge's own page may use the window's API: a relying site (even an allowed one)
+   * must never answer its own consent or PIN prompt.
+   */
+  function fromOwnPage(request: FastifyRequest): void {
+    const origin = request.headers.origin;
+    const site = request.headers['sec-fetch-site'];
+    const own = origin !== undefined ? ownOrigins.has(canonicalOrigin(origin) ?? '') : site === undefined || site === 'same-origin';
+    if (!own || (request.method !== 'GET' && origin === undefined)) {
+      throw new CardBridgeError('NotAllowedOrigin', 'Only cardbridge’s own window may answer its prompts');
+    }
+  }
+
+  function secretOf(request: FastifyRequest): string {
+    const secret = request.headers['x-cardbridge-secret'];
+    if (typeof secret !== 'string' || !/^[A-Za-z0-9_-]{20,100}$/.test(secret)) throw new CardBridgeError('InvalidInput', 'No such request (it may have expired)');
+    return secret;
+  }
+
+  const idParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{10,64}$' } }, required: ['id'] } as const;
+
+  app.get('/ui/approve/:id', { schema: { params: idParams } }, async (_request, reply) => secure(reply, 'text/html; charset=utf-8').send(APPROVE_HTML));
+  app.get('/ui/approve.js', async (_request, reply) => secure(reply, 'text/javascript; charset=utf-8').send(APPROVE_JS));
+  app.get('/ui/approve.css', async (_request, reply) => secure(reply, 'text/css; charset=utf-8').send(APPROVE_CSS));
+
+  app.get('/ui/api/requests/:id', { schema: { params: idParams } }, async (request, reply) => {
+    fromOwnPage(request);
+    const { id } = request.params as { id: string };
+    return secure(reply, 'application/json').send(pending.uiView(id, secretOf(request)));
+  });
+
+  const submitBody = {
+    type: 'object',
+    properties: {
+      decision: { type: 'string', enum: ['allow', 'deny'] },
+      pin: { type: 'string', maxLength: 16 },
+      confirmLastTry: { type: 'boolean' },
+    },
+    required: ['decision'],
+    additionalProperties: false,
+  } as const;
+  app.post('/ui/api/requests/:id', { schema: { params: idParams, body: submitBody } }, async (request, reply) => {
+    fromOwnPage(request);
+    const { id } = request.params as { id: string };
+    return secure(reply, 'application/json').send(await pending.submit(id, secretOf(request), request.body as Submission));
+  });
+}

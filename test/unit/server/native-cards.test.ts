@@ -1,0 +1,223 @@
+import { createHash, verify, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildNativeApp } from '../../../src/server/native/app.js';
+import { memoryAudit } from '../../../src/server/native/audit.js';
+import { SitesStore } from '../../../src/config/sites-store.js';
+import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
+import { VirtualNhiCard, NHI_TEST_IDENTITY } from '../../../src/emulator/nhi/virtual-nhi-card.js';
+import { VirtualMoicaGen2Card } from '../../../src/emulator/moica/virtual-moica-gen2.js';
+import { getTestPki } from '../../../src/emulator/moica/test-pki.js';
+import { NhiService } from '../../../src/services/nhi/nhi-service.js';
+import { MoicaService } from '../../../src/services/moica/moica-service.js';
+import { freePort } from '../../helpers/ports.js';
+import { request } from '../../helpers/http.js';
+
+const SITE = 'https://www.example.gov.tw';
+const OTHER_SITE = 'https://other.gov.tw';
+const PIN = '246810';
+
+describe('native API card flows (consent and PIN in cardbridge’s window)', () => {
+  let app: FastifyInstance;
+  let port: number;
+  let registry: MockReaderRegistry;
+  let moicaCard: VirtualMoicaGen2Card;
+  let stateDir: string;
+  let sites: SitesStore;
+  let audit: ReturnType<typeof memoryAudit>;
+  let own: string;
+
+  const api = (method: string, path: string, body?: unknown, origin: string | null = SITE) =>
+    request({
+      port,
+      method,
+      path,
+      headers: { ...(origin ? { origin } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+
+  /** What cardbridge's window does: read the request with its secret, then answer. */
+  const windowFor = (approveUrl: string) => {
+    const url = new URL(approveUrl);
+    const secret = url.hash.slice(1);
+    const path = `/ui/api/requests/${url.pathname.split('/').pop()}`;
+    return {
+      view: () => request({ port, path, headers: { 'x-cardbridge-secret': secret, 'sec-fetch-site': 'same-origin' } }),
+      answer: (body: object, origin = own) =>
+        request({ port, path, method: 'POST', headers: { 'x-cardbridge-secret': secret, 'content-type': 'application/json', origin }, body: JSON.stringify(body) }),
+    };
+  };
+
+  beforeEach(async () => {
+    port = await freePort();
+    own = `http://127.0.0.1:${port}`;
+    stateDir = mkdtempSync(join(tmpdir(), 'cardbridge-native-'));
+    sites = SitesStore.inStateDir(stateDir);
+    registry = new MockReaderRegistry({ sharingRetryDelaysMs: [5] });
+    registry.addReader('NHI reader');
+    registry.addReader('MOICA reader');
+    await registry.insertCard('NHI reader', new VirtualNhiCard({ identity: NHI_TEST_IDENTITY }));
+    moicaCard = new VirtualMoicaGen2Card(await getTestPki(), { pin: PIN, triesLeft: 3, maxTries: 3 });
+    await registry.insertCard('MOICA reader', moicaCard);
+    audit = memoryAudit();
+    app = await buildNativeApp({
+      registry,
+      policy: () => sites.policy(),
+      port,
+      logger: false,
+      cards: { services: { nhi: new NhiService(registry), moica: new MoicaService(registry) }, sites, audit },
+    });
+    await app.listen({ port, host: '127.0.0.1' });
+  });
+
+  afterEach(async () => {
+    await app.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('asks once for consent to read the NHI card, remembers it, and audits each read', async () => {
+    const first = await api('POST', '/v1/nhi/basic', {});
+    expect(first.status).toBe(202);
+    const { id, approveUrl } = first.json();
+    expect(approveUrl).toMatch(new RegExp(`^${own}/ui/approve/${id}#[A-Za-z0-9_-]+$`));
+    expect((await api('GET', `/v1/requests/${id}`)).json()).toEqual({ id, state: 'pending' });
+
+    const window = windowFor(approveUrl);
+    const shown = (await window.view()).json();
+    expect(shown).toMatchObject({ kind: 'consent', origin: SITE, state: 'pending', card: expect.stringContaining('健保卡') });
+    expect((await window.answer({ decision: 'allow' })).json()).toMatchObject({ state: 'done' });
+
+    const done = (await api('GET', `/v1/requests/${id}?wait=1`)).json();
+    expect(done).toMatchObject({ state: 'done', result: { name: NHI_TEST_IDENTITY.name, idNumber: NHI_TEST_IDENTITY.idNumber, birthDate: NHI_TEST_IDENTITY.birthDate } });
+
+    const again = await api('POST', '/v1/nhi/basic', {});
+    expect(again.status).toBe(200);
+    expect(again.json().cardNumber).toBe(NHI_TEST_IDENTITY.cardNumber);
+    expect(JSON.parse(readFileSync(join(stateDir, 'sites.json'), 'utf8')).consents[SITE]['nhi.read']).toEqual(expect.any(String));
+    expect(audit.entries.map((e) => [e.origin, e.operation, e.result])).toEqual([
+      [SITE, 'nhi.basic', 'ok'],
+      [SITE, 'nhi.basic', 'ok'],
+    ]);
+    // consent is per origin
+    expect((await api('POST', '/v1/nhi/basic', {}, OTHER_SITE)).status).toBe(202);
+  });
+
+  it('a denied consent fails the request as Cancelled and reads nothing', async () => {
+    const { approveUrl, id } = (await api('POST', '/v1/nhi/basic', {})).json();
+    await windowFor(approveUrl).answer({ decision: 'deny' });
+    expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'Cancelled', status: 409 } });
+    expect(sites.hasConsent(SITE, 'nhi.read')).toBe(false);
+    expect(audit.entries).toEqual([]);
+  });
+
+  it('never lets a web page answer its own prompt, even an allowed one', async () => {
+    const { approveUrl } = (await api('POST', '/v1/nhi/basic', {})).json();
+    const window = windowFor(approveUrl);
+    const forged = await window.answer({ decision: 'allow' }, SITE);
+    expect(forged.status).toBe(403);
+    const noOrigin = await request({ port, method: 'POST', path: new URL(approveUrl).pathname.replace('/ui/approve/', '/ui/api/requests/'), headers: { 'content-type': 'application/json', 'x-cardbridge-secret': new URL(approveUrl).hash.slice(1) }, body: '{"decision":"allow"}' });
+    expect(noOrigin.status).toBe(403);
+    const wrongSecret = await request({ port, path: new URL(approveUrl).pathname.replace('/ui/approve/', '/ui/api/requests/'), headers: { 'x-cardbridge-secret': 'A'.repeat(43) } });
+    expect(wrongSecret.status).toBe(400);
+    expect(sites.hasConsent(SITE, 'nhi.read')).toBe(false);
+  });
+
+  it('serves the window with a CSP that forbids framing', async () => {
+    const { approveUrl } = (await api('POST', '/v1/nhi/basic', {})).json();
+    const page = await request({ port, path: new URL(approveUrl).pathname });
+    expect(page.status).toBe(200);
+    expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect(page.text).toContain('/ui/approve.js');
+  });
+
+  it('only the asking origin may read or cancel a request', async () => {
+    const { id } = (await api('POST', '/v1/nhi/basic', {})).json();
+    expect((await api('GET', `/v1/requests/${id}`, undefined, OTHER_SITE)).status).toBe(400);
+    expect((await api('DELETE', `/v1/requests/${id}`, undefined, OTHER_SITE)).status).toBe(400);
+    expect((await api('DELETE', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'Cancelled' } });
+  });
+
+  it('refuses card operations from requests without an Origin, and says what card is missing', async () => {
+    expect((await api('POST', '/v1/nhi/basic', {}, null)).json()).toMatchObject({ code: 'NotAllowedOrigin', status: 403 });
+    registry.removeCard('NHI reader');
+    expect((await api('POST', '/v1/nhi/basic', {})).json()).toMatchObject({ code: 'WrongCard', status: 409 });
+    registry.removeCard('MOICA reader');
+    expect((await api('POST', '/v1/nhi/basic', {})).json()).toMatchObject({ code: 'NoCard', status: 409 });
+  });
+
+  it('validates bodies against the schema', async () => {
+    expect((await api('POST', '/v1/nhi/hsign', { random: '12345' })).json()).toMatchObject({ code: 'InvalidInput', status: 400 });
+    expect((await api('POST', '/v1/moica/sign', { hash: 'sha256' })).status).toBe(400);
+    expect((await api('POST', '/v1/moica/sign', { data: 'AAAA', hash: 'md5' })).status).toBe(400);
+    expect((await api('POST', '/v1/moica/authenticate', { nonce: 'short' })).status).toBe(400);
+    const notJson = await request({ port, method: 'POST', path: '/v1/nhi/basic', headers: { origin: SITE, 'content-type': 'application/json' }, body: '{"reader":' });
+    expect(notJson.status).toBe(400);
+    const huge = await request({ port, method: 'POST', path: '/v1/moica/sign', headers: { origin: SITE, 'content-type': 'application/json' }, body: JSON.stringify({ data: 'A'.repeat(70_000) }) });
+    expect(huge.status).toBe(413);
+  });
+
+  it('never accepts a PIN from the page', async () => {
+    const res = await api('POST', '/v1/moica/sign', { data: Buffer.from('hello').toString('base64'), pin: PIN });
+    expect(res.status).toBe(400);
+    expect(res.json().detail).toContain('never takes a PIN');
+    expect(moicaCard.received.filter((c) => (c[1] === 0x20))).toHaveLength(0);
+  });
+
+  it('signs after the PIN is typed in the window: wrong twice, last try needs confirmation, then right; the card is reset', async () => {
+    const data = Buffer.from('申報資料 test payload');
+    const started = await api('POST', '/v1/moica/sign', { data: data.toString('base64'), hash: 'sha256', format: 'pkcs1' });
+    expect(started.status).toBe(202);
+    const { id, approveUrl } = started.json();
+    const window = windowFor(approveUrl);
+    expect((await window.view()).json()).toMatchObject({ kind: 'pin', operation: expect.stringContaining('Sign') });
+
+    expect((await window.answer({ decision: 'allow', pin: '000000' })).json()).toMatchObject({ state: 'pending', triesLeft: 2, problem: { code: 'PinIncorrect' } });
+    expect((await window.answer({ decision: 'allow', pin: '111111' })).json()).toMatchObject({ state: 'pending', triesLeft: 1 });
+    const unconfirmed = await window.answer({ decision: 'allow', pin: PIN });
+    expect(unconfirmed.status).toBe(400);
+    expect(unconfirmed.json()).toMatchObject({ triesLeft: 1, detail: expect.stringContaining('last try') });
+    expect(moicaCard.triesLeft).toBe(1);
+
+    const resetsBefore = moicaCard.resets;
+    expect((await window.answer({ decision: 'allow', pin: PIN, confirmLastTry: true })).json()).toMatchObject({ state: 'done' });
+    expect(moicaCard.resets).toBeGreaterThan(resetsBefore);
+    const result = (await api('GET', `/v1/requests/${id}`)).json().result;
+    const certificate = new X509Certificate(Buffer.from(result.certificate, 'base64'));
+    expect(verify('sha256', data, certificate.publicKey, Buffer.from(result.signature, 'base64'))).toBe(true);
+    expect(audit.entries.map((e) => e.result)).toEqual(['PinIncorrect', 'PinIncorrect', 'ok']);
+  });
+
+  it('allows one PIN prompt per card at a time', async () => {
+    const body = { digest: createHash('sha256').update('x').digest('base64') };
+    expect((await api('POST', '/v1/moica/sign', body)).status).toBe(202);
+    const second = await api('POST', '/v1/moica/sign', body, OTHER_SITE);
+    expect(second.status).toBe(503);
+    expect(second.json().code).toBe('Busy');
+  });
+
+  it('reports a blocked card with the unblock hint', async () => {
+    const { approveUrl, id } = (await api('POST', '/v1/moica/sign', { digest: createHash('sha256').update('x').digest('base64') })).json();
+    const window = windowFor(approveUrl);
+    await window.answer({ decision: 'allow', pin: '000000' });
+    await window.answer({ decision: 'allow', pin: '000000' });
+    await window.answer({ decision: 'allow', pin: '000000', confirmLastTry: true });
+    expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'PinBlocked', status: 423, hint: expect.stringContaining('用戶代碼') } });
+  });
+
+  it('makes an origin-bound login token that verifies for that origin and nonce only', async () => {
+    const nonce = 'n'.repeat(16) + Buffer.from('random nonce bytes!').toString('base64url');
+    const { approveUrl, id } = (await api('POST', '/v1/moica/authenticate', { nonce })).json();
+    await windowFor(approveUrl).answer({ decision: 'allow', pin: PIN });
+    const { token } = (await api('GET', `/v1/requests/${id}`)).json().result;
+    expect(token).toMatchObject({ format: 'cardbridge-auth-token', version: 1, algorithm: 'RS256' });
+    const key = new X509Certificate(Buffer.from(token.certificate, 'base64')).publicKey;
+    const tbs = (origin: string, n: string) => Buffer.concat([createHash('sha256').update(origin).digest(), createHash('sha256').update(n).digest()]);
+    const signature = Buffer.from(token.signature, 'base64');
+    expect(verify('sha256', tbs(SITE, nonce), key, signature)).toBe(true);
+    expect(verify('sha256', tbs(OTHER_SITE, nonce), key, signature)).toBe(false);
+    expect(verify('sha256', tbs(SITE, `${nonce}x`), key, signature)).toBe(false);
+  });
+});
