@@ -1,7 +1,11 @@
 import type { CliCommand } from '../io.js';
+import { certsCommand } from './certs.js';
 import { demoCommand } from './demo.js';
+import { doctorCommand } from './doctor.js';
 import { readCommand } from './read.js';
 import { readersCommand } from './readers.js';
+import { serveCommand } from './serve.js';
+import { sitesCommand } from './sites.js';
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: CliCommand[] = [readersCommand, readCommand, demoCommand];
+export const COMMANDS: CliCommand[] = [serveCommand, readersCommand, readCommand, sitesCommand, certsCommand, doctorCommand, demoCommand];

@@ -18,7 +18,7 @@ import { registerUiRoutes } from './ui-routes.js';
 import { type AuditLog, loggerAudit } from './audit.js';
 import type { SitesStore } from '../../config/sites-store.js';
 
-export const NATIVE_DEFAULT_PORT = 39443;
+export { NATIVE_DEFAULT_PORT } from '../../config/listeners.js';
 export const NATIVE_HOST_NAMES = ['127.0.0.1', 'localhost'] as const;
 
 export interface NativeAppOptions {

@@ -1,0 +1,3 @@
+export * from './local-ca.js';
+export * from './store.js';
+export * from './trust.js';

@@ -1,0 +1,52 @@
+import { defaultStateDir } from '../../certs/store.js';
+import { SitesStore } from '../../config/sites-store.js';
+import { loadConfig } from '../../daemon/config.js';
+import { parseCommandArgs } from '../args.js';
+import { EXIT, UsageError, type CliCommand } from '../io.js';
+import { formatTable } from '../table.js';
+
+export const sitesCommand: CliCommand = {
+  name: 'sites',
+  summary: 'Which web sites may use cardbridge: list, allow a site (pattern), revoke a site and its consents',
+  usage: 'cardbridge sites list|allow PATTERN|revoke ORIGIN [--json] [--config FILE] [--state-dir DIR]',
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' }, config: { type: 'string' }, 'state-dir': { type: 'string' } }, true);
+    const config = loadConfig(values.config);
+    const store = SitesStore.inStateDir(values['state-dir'] ?? config.stateDir ?? defaultStateDir(), config.allowedOrigins);
+    const [action, target, ...extra] = positionals;
+    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+    switch (action) {
+      case undefined:
+      case 'list': {
+        const allowed = store.allowedOrigins();
+        const consents = store.consents();
+        if (values.json) {
+          io.out(JSON.stringify({ file: store.path, allowedOrigins: allowed, consents }, null, 2));
+          return EXIT.ok;
+        }
+        io.out(`Allowed sites (${store.path}):`);
+        for (const p of allowed) io.out(`  ${p}`);
+        if (allowed.length === 0) io.out('  (none: no web page can use cardbridge)');
+        const rows = Object.entries(consents).flatMap(([origin, scopes]) => Object.entries(scopes).map(([scope, at]) => [origin, scope, at ?? '']));
+        io.out('');
+        if (rows.length === 0) io.out('No remembered consents.');
+        else for (const line of formatTable(['SITE', 'MAY', 'SINCE'], rows)) io.out(line);
+        return EXIT.ok;
+      }
+      case 'allow': {
+        if (!target) throw new UsageError('allow needs a site, e.g. cardbridge sites allow https://*.example.gov.tw');
+        const added = await store.allow(target);
+        io.out(added ? `Allowed ${target}.` : `${target} was already allowed.`);
+        return EXIT.ok;
+      }
+      case 'revoke': {
+        if (!target) throw new UsageError('revoke needs a site, e.g. cardbridge sites revoke https://www.example.gov.tw');
+        const removed = await store.revoke(target);
+        io.out(removed ? `Revoked ${target}: it is no longer allowed and its consents are forgotten.` : `${target} was neither allowed nor remembered.`);
+        return removed ? EXIT.ok : EXIT.failed;
+      }
+      default:
+        throw new UsageError(`unknown action "${action}" (use list, allow or revoke)`);
+    }
+  },
+};

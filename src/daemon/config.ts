@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { CardBridgeError } from '../errors.js';
+import { DEFAULT_ALLOWED_ORIGINS } from '../config/sites-store.js';
+import { validateOriginPattern } from '../server/security/origin-policy.js';
+import { NATIVE_DEFAULT_PORT } from '../config/listeners.js';
+
+/** The daemon's settings: a JSON file given with --config, every field optional. */
+export interface DaemonConfig {
+  stateDir?: string;
+  /** The allow-list used until `cardbridge sites` writes one (default https://*.gov.tw). */
+  allowedOrigins: string[];
+  listeners: { native: { enabled: boolean; port: number } };
+  /** NHI's cloud SAM (official: cloudicap.nhi.gov.tw:443, raw TCP). */
+  nhiSam: { host: string; port: number; connectTimeoutMs: number; stepTimeoutMs: number };
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const DEFAULT_CONFIG: DaemonConfig = {
+  allowedOrigins: [...DEFAULT_ALLOWED_ORIGINS],
+  listeners: { native: { enabled: true, port: NATIVE_DEFAULT_PORT } },
+  nhiSam: { host: 'cloudicap.nhi.gov.tw', port: 443, connectTimeoutMs: 5000, stepTimeoutMs: 10_000 },
+  logLevel: 'info',
+};
+
+function bad(file: string, message: string): CardBridgeError {
+  return new CardBridgeError('InvalidInput', `${file}: ${message}`, { hint: 'See docs/operations.md for the configuration file.' });
+}
+
+function port(file: string, name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 65535) throw bad(file, `${name} must be a port number (1-65535)`);
+  return value as number;
+}
+
+/** Reads and checks a config file; unknown keys are errors, so typos do not pass silently. */
+export function loadConfig(file?: string): DaemonConfig {
+  if (!file) return structuredClone(DEFAULT_CONFIG);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw bad(file, err.code === 'ENOENT' ? 'no such file' : `not valid JSON (${err.message})`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad(file, 'expected a JSON object');
+  const input = raw as Record<string, unknown>;
+  const known = ['stateDir', 'allowedOrigins', 'listeners', 'nhiSam', 'logLevel'];
+  for (const key of Object.keys(input)) if (!known.includes(key)) throw bad(file, `unknown setting "${key}" (known: ${known.join(', ')})`);
+  const config = structuredClone(DEFAULT_CONFIG);
+  if (input.stateDir !== undefined) {
+    if (typeof input.stateDir !== 'string' || !input.stateDir) throw bad(file, 'stateDir must be a path');
+    config.stateDir = input.stateDir;
+  }
+  if (input.allowedOrigins !== undefined) {
+    if (!Array.isArray(input.allowedOrigins)) throw bad(file, 'allowedOrigins must be a list of origin patterns');
+    config.allowedOrigins = input.allowedOrigins.map((p) => {
+      if (typeof p !== 'string') throw bad(file, 'allowedOrigins must be a list of strings');
+      try {
+        return validateOriginPattern(p);
+      } catch (e) {
+        throw bad(file, (e as Error).message);
+      }
+    });
+  }
+  const listeners = (input.listeners ?? {}) as Record<string, Record<string, unknown>>;
+  if (listeners.native !== undefined) {
+    config.listeners.native = {
+      enabled: listeners.native.enabled === undefined ? true : Boolean(listeners.native.enabled),
+      port: port(file, 'listeners.native.port', listeners.native.port, NATIVE_DEFAULT_PORT),
+    };
+  }
+  const sam = (input.nhiSam ?? {}) as Record<string, unknown>;
+  if (sam.host !== undefined && (typeof sam.host !== 'string' || !sam.host)) throw bad(file, 'nhiSam.host must be a host name');
+  config.nhiSam = {
+    host: (sam.host as string | undefined) ?? config.nhiSam.host,
+    port: port(file, 'nhiSam.port', sam.port, config.nhiSam.port),
+    connectTimeoutMs: typeof sam.connectTimeoutMs === 'number' ? sam.connectTimeoutMs : config.nhiSam.connectTimeoutMs,
+    stepTimeoutMs: typeof sam.stepTimeoutMs === 'number' ? sam.stepTimeoutMs : config.nhiSam.stepTimeoutMs,
+  };
+  if (input.logLevel !== undefined) {
+    const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+    if (typeof input.logLevel !== 'string' || !levels.includes(input.logLevel)) throw bad(file, `logLevel must be one of ${levels.join(', ')}`);
+    config.logLevel = input.logLevel as DaemonConfig['logLevel'];
+  }
+  return config;
+}

@@ -1,0 +1,127 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { CardBridgeError, asCardBridgeError } from '../errors.js';
+import { defaultStateDir, ensureServerCertificate } from '../certs/store.js';
+import { SitesStore } from '../config/sites-store.js';
+import { createDemoRegistry } from '../demo/demo-readers.js';
+import { portHolders } from '../doctor/ports.js';
+import { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
+import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
+import type { ReaderRegistry } from '../readers/types.js';
+import { buildNativeApp } from '../server/native/app.js';
+import { loggerAudit } from '../server/native/audit.js';
+import { MoicaService } from '../services/moica/moica-service.js';
+import { NhiService } from '../services/nhi/nhi-service.js';
+import type { DaemonConfig } from './config.js';
+
+/** The demo relying site's origin, allowed only while the daemon runs in demo (mock) mode. */
+export const DEMO_SITE_ORIGIN = 'https://localhost:39444';
+
+export interface DaemonOptions {
+  config: DaemonConfig;
+  /** Mock readers with virtual cards and an emulated NHI SAM instead of pcscd and NHI. */
+  mock: boolean;
+  logger: Logger;
+  stateDir?: string;
+}
+
+export interface ListenerStatus {
+  name: string;
+  url?: string;
+  /** Why it is not running, with what to do. */
+  error?: string;
+}
+
+export interface RunningDaemon {
+  stateDir: string;
+  registry: ReaderRegistry;
+  listeners: ListenerStatus[];
+  stop(): Promise<void>;
+}
+
+function describeHolder(port: number): string {
+  const holder = portHolders(port);
+  const names = holder.processes.map((p) => `${p.name} (pid ${p.pid})`);
+  return names.length > 0 ? `held by ${names.join(', ')}` : 'held by another program';
+}
+
+/**
+ * Starts everything: readers, services, listeners. A listener whose port is taken is reported
+ * by name and the rest still start, so one conflicting program never takes the bridge down.
+ */
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const { config, logger } = options;
+  const stateDir = options.stateDir ?? config.stateDir ?? defaultStateDir();
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  let registry: ReaderRegistry;
+  if (options.mock) {
+    registry = await createDemoRegistry();
+  } else {
+    const pcsc = new PcscReaderRegistry();
+    registry = pcsc;
+    try {
+      await pcsc.start();
+    } catch (e) {
+      const error = asCardBridgeError(e);
+      logger.error({ code: error.code, hint: error.hint }, error.message);
+    }
+    if (!pcsc.serviceAvailable) logger.warn({ reason: pcsc.serviceError }, 'pcscd is not reachable yet; readers will appear when it is');
+  }
+  cleanups.push(() => registry.stop());
+  registry.on('event', (event) => logger.info({ event }, `reader event ${event.type}`));
+
+  let samTarget = { host: config.nhiSam.host, port: config.nhiSam.port };
+  if (options.mock) {
+    const sam = await EmulatedSam.start();
+    cleanups.push(() => sam.close());
+    samTarget = { host: sam.host, port: sam.port };
+  }
+  const services = {
+    nhi: new NhiService(registry, { sam: { ...samTarget, connectTimeoutMs: config.nhiSam.connectTimeoutMs, stepTimeoutMs: config.nhiSam.stepTimeoutMs } }),
+    moica: new MoicaService(registry),
+  };
+  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.mock ? [DEMO_SITE_ORIGIN] : []);
+
+  const listeners: ListenerStatus[] = [];
+  const apps: FastifyInstance[] = [];
+  if (config.listeners.native.enabled) {
+    const port = config.listeners.native.port;
+    try {
+      const tls = await ensureServerCertificate(stateDir);
+      if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');
+      const app = await buildNativeApp({
+        registry,
+        policy: () => sites.policy(),
+        port,
+        https: { key: tls.key, cert: tls.cert },
+        logger: logger.child({ listener: 'native' }),
+        cards: { services, sites, audit: loggerAudit(logger) },
+      });
+      await app.listen({ port, host: '127.0.0.1' });
+      apps.push(app);
+      listeners.push({ name: 'native', url: `https://127.0.0.1:${port}` });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const error = code === 'EADDRINUSE' ? `port ${port} is ${describeHolder(port)}` : asCardBridgeError(e).message;
+      logger.error({ listener: 'native', port }, `native API not started: ${error}`);
+      listeners.push({ name: 'native', error });
+    }
+  }
+  if (!listeners.some((l) => l.url) && config.listeners.native.enabled) {
+    await Promise.all(cleanups.map((c) => c()));
+    throw new CardBridgeError('Unavailable', `No listener could start: ${listeners.map((l) => `${l.name}: ${l.error}`).join('; ')}`, {
+      hint: 'Run "cardbridge doctor" to see which program holds the ports.',
+    });
+  }
+
+  return {
+    stateDir,
+    registry,
+    listeners,
+    async stop() {
+      await Promise.all(apps.map((a) => a.close()));
+      await Promise.all(cleanups.map((c) => c().catch(() => undefined)));
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../../src/cli/main.js';
+import { SitesStore } from '../../../src/config/sites-store.js';
+import { captureIO } from '../../helpers/capture-io.js';
+
+describe('cardbridge sites', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'cardbridge-sites-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const run = async (...args: string[]) => {
+    const io = captureIO();
+    const code = await main(['sites', ...args, '--state-dir', dir], io);
+    return { code, ...io };
+  };
+
+  it('lists the default allow-list, allows and revokes sites, and the daemon sees changes', async () => {
+    const store = SitesStore.inStateDir(dir);
+    expect(store.policy().allows('https://example.com')).toBe(false);
+    expect((await run('list')).stdout).toContain('  https://*.gov.tw');
+    expect(await run('allow', 'https://example.com')).toMatchObject({ code: 0, stdout: ['Allowed https://example.com.'] });
+    expect(store.policy().allows('https://example.com')).toBe(true);
+    expect((await run('allow', 'https://example.com')).stdout).toEqual(['https://example.com was already allowed.']);
+    await store.grant('https://example.com', 'nhi.read');
+    const listed = JSON.parse((await run('list', '--json')).stdout.join('\n'));
+    expect(listed.allowedOrigins).toEqual(['https://*.gov.tw', 'https://example.com']);
+    expect(Object.keys(listed.consents)).toEqual(['https://example.com']);
+    expect((await run('revoke', 'https://example.com')).code).toBe(0);
+    expect(store.policy().allows('https://example.com')).toBe(false);
+    expect(store.hasConsent('https://example.com', 'nhi.read')).toBe(false);
+    expect((await run('revoke', 'https://example.com')).code).toBe(1);
+  });
+
+  it('refuses bad patterns and actions with usage errors', async () => {
+    expect(await run('allow', 'example.com')).toMatchObject({ code: 1, stderr: [expect.stringContaining('Invalid origin pattern')] });
+    expect((await run('allow')).code).toBe(2);
+    expect((await run('frobnicate')).stderr[0]).toContain('unknown action "frobnicate"');
+  });
+});
