@@ -1,16 +1,31 @@
 import { CardBridgeError, asCardBridgeError } from '../errors.js';
 
+/**
+ * Standard input as commands see it: a readable stream that may be a terminal. Commands that
+ * read a PIN use `setRawMode` (present on TTYs only) to read it without echo.
+ */
+export interface CliInput extends NodeJS.ReadableStream {
+  isTTY?: boolean;
+  setRawMode?(mode: boolean): unknown;
+}
+
 /** Where a command writes; tests pass their own to capture output. */
 export interface CliIO {
   out(line: string): void;
   err(line: string): void;
   isTTY: boolean;
+  /** Standard input; absent means "nothing to read" (not a terminal, empty). */
+  stdin?: CliInput;
 }
 
 export const processIO: CliIO = {
   out: (line) => process.stdout.write(`${line}\n`),
   err: (line) => process.stderr.write(`${line}\n`),
   isTTY: Boolean(process.stdout.isTTY),
+  // A getter: process.stdin is created on first access, only by commands that read it.
+  get stdin(): CliInput {
+    return process.stdin;
+  },
 };
 
 export interface CliCommand {

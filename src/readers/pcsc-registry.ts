@@ -203,7 +203,13 @@ export class PcscReaderRegistry extends RegistryBase {
           resolve({
             transmit: (command) =>
               new Promise((ok, fail) => {
-                handle.transmit(command, MAX_RESPONSE, protocol, (e, response) => (e ? fail(mapPcscError(e, reader)) : ok(response)));
+                handle.transmit(command, MAX_RESPONSE, protocol, (e, response) => {
+                  if (e) return fail(mapPcscError(e, reader));
+                  // Not even a status word: the link to the card broke mid-command (vpcd answers a
+                  // card that vanished this way), so let the registry check whether it was removed.
+                  if (response.length === 0) return fail(new CardBridgeError('TransportError', 'The reader returned no response from the card', { reader }));
+                  ok(response);
+                });
               }),
             close: (reset) =>
               new Promise((ok) => {

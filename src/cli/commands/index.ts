@@ -5,7 +5,8 @@ import { doctorCommand } from './doctor.js';
 import { readCommand } from './read.js';
 import { readersCommand } from './readers.js';
 import { serveCommand } from './serve.js';
+import { signCommand } from './sign.js';
 import { sitesCommand } from './sites.js';
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: CliCommand[] = [serveCommand, readersCommand, readCommand, sitesCommand, certsCommand, doctorCommand, demoCommand];
+export const COMMANDS: CliCommand[] = [serveCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, demoCommand];

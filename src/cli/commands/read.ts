@@ -1,11 +1,13 @@
 import { maskIdNumber } from '../../cards/nhi/basic-data.js';
 import { type NhiBasicInfo, NhiService } from '../../services/nhi/nhi-service.js';
+import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
+import { type MoicaCardSummary, MoicaService } from '../../services/moica/moica-service.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT, type CliCommand, type CliIO, UsageError } from '../io.js';
 import { openRegistry } from '../reader-source.js';
 import { formatTable } from '../table.js';
 
-/** One card type `read` knows; add MOICA here when its driver exists. */
+/** One card type `read` knows. */
 interface CardReadTarget {
   summary: string;
   run(args: string[], io: CliIO): Promise<number>;
@@ -73,11 +75,91 @@ const nhiTarget: CardReadTarget = {
   },
 };
 
+const ROLE_NAMES: Record<MoicaCertificate['facts']['role'], string> = {
+  sign: 'signature certificate',
+  encrypt: 'encryption certificate',
+  ca: 'CA certificate',
+};
+
+function isoTime(date: Date): string {
+  return date.toISOString().replace(/\.000Z$/, 'Z');
+}
+
+/** What `read moica --json` prints: the card, then each certificate's facts. */
+export function moicaJson(card: MoicaCardSummary, certificates: MoicaCertificate[], now: Date = new Date()) {
+  const holder = certificates.find((c) => c.facts.role !== 'ca' && c.facts.holderName !== undefined)?.facts;
+  return {
+    card: 'moica',
+    reader: card.reader,
+    serialNumber: card.serialNumber,
+    generation: card.generation,
+    version: card.version,
+    holderName: holder?.holderName ?? null,
+    idLastFour: holder?.idLastFour ?? null,
+    certificates: certificates.map((c) => ({
+      id: c.id,
+      label: c.label ?? null,
+      role: c.facts.role,
+      holderName: c.facts.role === 'ca' ? null : (c.facts.holderName ?? null),
+      idLastFour: c.facts.idLastFour ?? null,
+      subject: c.facts.subject,
+      issuer: c.facts.issuer,
+      serialNumber: c.facts.serialNumber,
+      notBefore: isoTime(c.facts.notBefore),
+      notAfter: isoTime(c.facts.notAfter),
+      expired: now.getTime() > c.facts.notAfter.getTime(),
+      notYetValid: now.getTime() < c.facts.notBefore.getTime(),
+      keyUsage: c.facts.keyUsage,
+      privateKeyOnCard: c.keyReference !== undefined,
+      publicKeyChecked: c.publicKeyChecked,
+      sha256: c.facts.sha256,
+    })),
+  };
+}
+
+function printMoica(json: ReturnType<typeof moicaJson>, io: CliIO): void {
+  io.out(`Citizen certificate card (自然人憑證) in ${json.reader}`);
+  const card = [
+    ['Serial number', json.serialNumber],
+    ['Generation', json.generation === 2 ? '2 (applet with secure channel)' : '1'],
+    ['Version', json.version],
+  ];
+  if (json.holderName !== null) card.push(['Holder', json.idLastFour === null ? json.holderName : `${json.holderName}  (ID ends in ${json.idLastFour})`]);
+  for (const line of formatTable(['', ''], card).slice(1)) io.out(`  ${line}`);
+  io.out('');
+  io.out(`Certificates (${json.certificates.length}):`);
+  for (const c of json.certificates) {
+    const validity = c.expired ? 'EXPIRED' : c.notYetValid ? 'NOT YET VALID' : 'valid';
+    const rows = [
+      c.role === 'ca' ? ['Subject', c.subject] : ['Holder', c.idLastFour === null ? (c.holderName ?? c.subject) : `${c.holderName ?? c.subject}  (ID ends in ${c.idLastFour})`],
+      ['Issuer', c.issuer],
+      ['Valid', `${c.notBefore} to ${c.notAfter}  (${validity})`],
+      ['Key usage', c.keyUsage.length > 0 ? c.keyUsage.join(', ') : '(none stated)'],
+      ['Serial', c.serialNumber],
+    ];
+    io.out(`  ${c.id}: ${ROLE_NAMES[c.role]} (${c.role})${c.privateKeyOnCard ? ', private key on the card' : ''}`);
+    for (const line of formatTable(['', ''], rows).slice(1)) io.out(`    ${line}`);
+  }
+}
+
 const moicaTarget: CardReadTarget = {
-  summary: 'the certificates of a citizen digital certificate card (自然人憑證) — not implemented yet',
-  async run(_args, io) {
-    io.err('cardbridge read moica: not implemented yet (the MOICA driver is still being built).');
-    return EXIT.usage;
+  summary: 'the certificates of a citizen digital certificate card (自然人憑證)',
+  async run(args, io) {
+    const { values } = parseCommandArgs(args, READ_OPTIONS);
+    if (values.reveal) throw new UsageError('read moica: --reveal applies to "read nhi" only (a MOICA card holds only the last four ID characters)');
+    const registry = await openRegistry(values.mock ?? false);
+    try {
+      const service = new MoicaService(registry);
+      const card = await service.cardInfo(values.reader !== undefined ? { reader: values.reader } : {});
+      // The same reader for the certificates, so both halves describe one card.
+      const certificates = await service.listCertificates({ reader: card.reader });
+      const json = moicaJson(card, certificates);
+      if (values.json) io.out(JSON.stringify(json, null, 2));
+      else printMoica(json, io);
+      return EXIT.ok;
+    } finally {
+      await registry.stop();
+    }
   },
 };
 
@@ -86,7 +168,7 @@ export const READ_TARGETS: Record<string, CardReadTarget> = { nhi: nhiTarget, mo
 
 export const readCommand: CliCommand = {
   name: 'read',
-  summary: 'Read a card: "read nhi" shows the health insurance card\'s basic data',
+  summary: 'Read a card: "read nhi" (health insurance card data) or "read moica" (citizen certificate card and certificates)',
   usage: 'cardbridge read <nhi|moica> [--reader NAME] [--json] [--reveal] [--mock]',
   async run(args, io) {
     const [kind, ...rest] = args;

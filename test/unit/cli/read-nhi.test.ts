@@ -58,12 +58,6 @@ describe('cardbridge read nhi', () => {
     expect(missing.stderr[0]).toBe('cardbridge: No reader named "Nope" [NoReader]');
   });
 
-  it('says MOICA reading is not implemented yet (exit 2)', async () => {
-    const io = captureIO();
-    expect(await main(['read', 'moica', '--mock'], io)).toBe(2);
-    expect(io.stderr[0]).toMatch(/not implemented yet/);
-  });
-
   it('needs to know which card, and knows only nhi and moica', async () => {
     const none = captureIO();
     expect(await main(['read'], none)).toBe(2);
