@@ -183,7 +183,23 @@ export class MoicaService {
     }
     return this.#withCard(selector, true, async (card) => {
       const key = findKey(await card.listCertificates({ crossCheck: false }), 'KEYX', 'encrypt');
+      // RSADP is undefined for c ≥ n (RFC 8017 §5.1.2); the card would answer with an error
+      // that differs from a bad padding. Refuse it here with the same generic failure, before
+      // the PIN is spent on it.
+      const modulus = key.facts.publicKey?.modulus;
+      if (modulus && compareBigEndian(Buffer.from(ciphertext), modulus) >= 0) {
+        throw new CardBridgeError('ProtocolError', 'Decryption failed');
+      }
       return card.decrypt(key.keyReference, ciphertext, pin);
     });
   }
+}
+
+/** Compares two unsigned big-endian integers of any byte length. */
+function compareBigEndian(a: Buffer, b: Buffer): number {
+  const strip = (x: Buffer) => x.subarray(x.findIndex((byte) => byte !== 0) === -1 ? x.length : x.findIndex((byte) => byte !== 0));
+  const x = strip(a);
+  const y = strip(b);
+  if (x.length !== y.length) return x.length < y.length ? -1 : 1;
+  return Buffer.compare(x, y);
 }

@@ -96,9 +96,15 @@ describe.each([1, 2] as Generation[])('MOICA service on a generation %i card', (
     const secret = Buffer.from('session key 0123456789');
     const plain = await service.decrypt(publicEncrypt({ key: pki.encrypt.publicKey, padding: constants.RSA_PKCS1_PADDING }, secret), PIN);
     expect(plain.equals(secret)).toBe(true);
-    // a ciphertext for another key fails without saying why
-    const other = publicEncrypt({ key: pki.sign.publicKey, padding: constants.RSA_PKCS1_PADDING }, secret);
-    await expect(service.decrypt(other, PIN)).rejects.toMatchObject({ code: 'ProtocolError', message: 'Decryption failed' });
+    // A ciphertext for another key fails without saying why: one below the modulus fails the
+    // padding check after the card's operation, one at or above it is refused before; both
+    // must look the same. (Random padding: pick one below the modulus, as half of them are.)
+    const modulus = Buffer.from(pki.encrypt.publicKey.export({ format: 'jwk' }).n!, 'base64url');
+    const candidates = Array.from({ length: 64 }, () => publicEncrypt({ key: pki.sign.publicKey, padding: constants.RSA_PKCS1_PADDING }, secret));
+    const below = candidates.find((c) => Buffer.compare(c, modulus) < 0);
+    expect(below).toBeDefined();
+    await expect(service.decrypt(below!, PIN)).rejects.toMatchObject({ code: 'ProtocolError', message: 'Decryption failed' });
+    await expect(service.decrypt(Buffer.alloc(256, 0xff), PIN)).rejects.toMatchObject({ code: 'ProtocolError', message: 'Decryption failed' });
   });
 
   it('checks the PIN format before touching the card', async () => {
