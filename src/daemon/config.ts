@@ -2,14 +2,15 @@ import { readFileSync } from 'node:fs';
 import { CardBridgeError } from '../errors.js';
 import { DEFAULT_ALLOWED_ORIGINS } from '../config/sites-store.js';
 import { validateOriginPattern } from '../server/security/origin-policy.js';
-import { NATIVE_DEFAULT_PORT } from '../config/listeners.js';
+import { DEFAULT_LISTENERS, type ListenerName } from '../config/listeners.js';
 
 /** The daemon's settings: a JSON file given with --config, every field optional. */
 export interface DaemonConfig {
   stateDir?: string;
   /** The allow-list used until `cardbridge sites` writes one (default https://*.gov.tw). */
   allowedOrigins: string[];
-  listeners: { native: { enabled: boolean; port: number } };
+  /** Each listener of DESIGN.md; any can be disabled or moved. */
+  listeners: Record<ListenerName, { enabled: boolean; port: number }>;
   /** NHI's cloud SAM (official: cloudicap.nhi.gov.tw:443, raw TCP). */
   nhiSam: { host: string; port: number; connectTimeoutMs: number; stepTimeoutMs: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -17,7 +18,7 @@ export interface DaemonConfig {
 
 export const DEFAULT_CONFIG: DaemonConfig = {
   allowedOrigins: [...DEFAULT_ALLOWED_ORIGINS],
-  listeners: { native: { enabled: true, port: NATIVE_DEFAULT_PORT } },
+  listeners: Object.fromEntries(DEFAULT_LISTENERS.map((l) => [l.name, { enabled: true, port: l.port }])) as DaemonConfig['listeners'],
   nhiSam: { host: 'cloudicap.nhi.gov.tw', port: 443, connectTimeoutMs: 5000, stepTimeoutMs: 10_000 },
   logLevel: 'info',
 };
@@ -63,10 +64,14 @@ export function loadConfig(file?: string): DaemonConfig {
     });
   }
   const listeners = (input.listeners ?? {}) as Record<string, Record<string, unknown>>;
-  if (listeners.native !== undefined) {
-    config.listeners.native = {
-      enabled: listeners.native.enabled === undefined ? true : Boolean(listeners.native.enabled),
-      port: port(file, 'listeners.native.port', listeners.native.port, NATIVE_DEFAULT_PORT),
+  if (typeof listeners !== 'object' || Array.isArray(listeners)) throw bad(file, 'listeners must be an object');
+  for (const [name, value] of Object.entries(listeners)) {
+    const spec = DEFAULT_LISTENERS.find((l) => l.name === name);
+    if (!spec) throw bad(file, `unknown listener "${name}" (known: ${DEFAULT_LISTENERS.map((l) => l.name).join(', ')})`);
+    if (!value || typeof value !== 'object') throw bad(file, `listeners.${name} must be an object like {"enabled": true, "port": ${spec.port}}`);
+    config.listeners[spec.name] = {
+      enabled: value.enabled === undefined ? true : value.enabled === true,
+      port: port(file, `listeners.${name}.port`, value.port, spec.port),
     };
   }
   const sam = (input.nhiSam ?? {}) as Record<string, unknown>;

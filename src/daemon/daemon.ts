@@ -13,6 +13,7 @@ import { loggerAudit } from '../server/native/audit.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import { NhiService } from '../services/nhi/nhi-service.js';
 import type { DaemonConfig } from './config.js';
+import { DEFAULT_LISTENERS, type ListenerName } from '../config/listeners.js';
 
 /** The demo relying site's origin, allowed only while the daemon runs in demo (mock) mode. */
 export const DEMO_SITE_ORIGIN = 'https://localhost:39444';
@@ -83,32 +84,49 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   };
   const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.mock ? [DEMO_SITE_ORIGIN] : []);
 
-  const listeners: ListenerStatus[] = [];
-  const apps: FastifyInstance[] = [];
-  if (config.listeners.native.enabled) {
-    const port = config.listeners.native.port;
-    try {
-      const tls = await ensureServerCertificate(stateDir);
-      if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');
-      const app = await buildNativeApp({
+  const tls = await ensureServerCertificate(stateDir);
+  if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');
+  const audit = loggerAudit(logger);
+
+  /** Each listener's app, built only when enabled; all of them share the readers, services and allow-list. */
+  const factories: Partial<Record<ListenerName, (port: number) => Promise<FastifyInstance>>> = {
+    native: (port) =>
+      buildNativeApp({
         registry,
         policy: () => sites.policy(),
         port,
         https: { key: tls.key, cert: tls.cert },
         logger: logger.child({ listener: 'native' }),
-        cards: { services, sites, audit: loggerAudit(logger) },
-      });
-      await app.listen({ port, host: '127.0.0.1' });
+        cards: { services, sites, audit },
+      }),
+  };
+
+  const listeners: ListenerStatus[] = [];
+  const apps: FastifyInstance[] = [];
+  for (const spec of DEFAULT_LISTENERS) {
+    const settings = config.listeners[spec.name];
+    const build = factories[spec.name];
+    if (!settings.enabled || !build) continue;
+    const { port } = settings;
+    try {
+      const app = await build(port);
+      try {
+        await app.listen({ port, host: '127.0.0.1' });
+      } catch (e) {
+        await app.close();
+        throw e;
+      }
       apps.push(app);
-      listeners.push({ name: 'native', url: `https://127.0.0.1:${port}` });
+      listeners.push({ name: spec.name, url: `${spec.scheme}://127.0.0.1:${port}` });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const error = code === 'EADDRINUSE' ? `port ${port} is ${describeHolder(port)}` : asCardBridgeError(e).message;
-      logger.error({ listener: 'native', port }, `native API not started: ${error}`);
-      listeners.push({ name: 'native', error });
+      const suspect = 'usualSuspect' in spec ? ` (often ${spec.usualSuspect})` : '';
+      const error = code === 'EADDRINUSE' ? `port ${port} is ${describeHolder(port)}${suspect}` : asCardBridgeError(e).message;
+      logger.error({ listener: spec.name, port }, `${spec.name} listener not started: ${error}`);
+      listeners.push({ name: spec.name, error });
     }
   }
-  if (!listeners.some((l) => l.url) && config.listeners.native.enabled) {
+  if (listeners.length > 0 && !listeners.some((l) => l.url)) {
     await Promise.all(cleanups.map((c) => c()));
     throw new CardBridgeError('Unavailable', `No listener could start: ${listeners.map((l) => `${l.name}: ${l.error}`).join('; ')}`, {
       hint: 'Run "cardbridge doctor" to see which program holds the ports.',

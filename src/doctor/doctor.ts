@@ -50,7 +50,7 @@ export interface DoctorRegistry {
 export interface DoctorOptions {
   /** Creates (does not start) the registry; default: real PC/SC. May throw (addon missing). */
   registry?: () => DoctorRegistry;
-  listeners?: ListenerSpec[];
+  listeners?: readonly ListenerSpec[];
   procRoot?: string;
   stateDir?: string;
   trust?: TrustEnvironment;
@@ -144,7 +144,7 @@ function describeHolder(p: ProcessInfo): string {
   return `${p.name} (pid ${p.pid}${command ? `: ${command}` : ''})`;
 }
 
-async function listenerChecks(listeners: ListenerSpec[], procRoot: string, ours: (p: ProcessInfo) => boolean): Promise<Check[]> {
+async function listenerChecks(listeners: readonly ListenerSpec[], procRoot: string, ours: (p: ProcessInfo) => boolean): Promise<Check[]> {
   const haveProc = existsSync(`${procRoot}/net/tcp`);
   const checks: Check[] = [];
   for (const l of listeners) {

@@ -27,7 +27,8 @@ describe('daemon', () => {
 
   function configOn(port: number): DaemonConfig {
     const config = structuredClone(DEFAULT_CONFIG);
-    config.listeners.native.port = port;
+    for (const settings of Object.values(config.listeners)) settings.enabled = false; // never the machine's real ports
+    config.listeners.native = { enabled: true, port };
     return config;
   }
 
@@ -84,9 +85,11 @@ describe('config file', () => {
 
   it('uses defaults without a file and merges a partial one', () => {
     expect(loadConfig()).toEqual(DEFAULT_CONFIG);
-    const config = loadConfig(write('{"allowedOrigins":["https://*.example.gov.tw"],"listeners":{"native":{"port":40000}},"nhiSam":{"host":"127.0.0.1","port":7000}}'));
+    const config = loadConfig(write('{"allowedOrigins":["https://*.example.gov.tw"],"listeners":{"native":{"port":40000},"hipki":{"enabled":false}},"nhiSam":{"host":"127.0.0.1","port":7000}}'));
     expect(config.allowedOrigins).toEqual(['https://*.example.gov.tw']);
     expect(config.listeners.native).toEqual({ enabled: true, port: 40000 });
+    expect(config.listeners.hipki).toEqual({ enabled: false, port: 61161 });
+    expect(config.listeners['nhi-ws']).toEqual({ enabled: true, port: 7777 });
     expect(config.nhiSam).toMatchObject({ host: '127.0.0.1', port: 7000 });
   });
 
@@ -97,6 +100,7 @@ describe('config file', () => {
     ['a bad pattern', '{"allowedOrigins":["gov.tw"]}', /Invalid origin pattern/],
     ['a bad port', '{"listeners":{"native":{"port":70000}}}', /port number/],
     ['a bad level', '{"logLevel":"loud"}', /logLevel/],
+    ['an unknown listener', '{"listeners":{"hipky":{}}}', /unknown listener "hipky"/],
   ])('explains %s', (_name, content, message) => {
     expect(() => loadConfig(write(content))).toThrow(message);
   });
