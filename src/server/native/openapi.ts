@@ -1,3 +1,5 @@
+import { problemSchema } from './schemas.js';
+
 export interface RouteDoc {
   method: 'get' | 'post' | 'delete';
   path: string;
@@ -27,19 +29,7 @@ export function buildOpenApi(version: string, port: number, routes: RouteDoc[]):
     paths,
     components: {
       schemas: {
-        Problem: {
-          type: 'object',
-          properties: {
-            type: { type: 'string' },
-            title: { type: 'string' },
-            status: { type: 'integer' },
-            code: { type: 'string' },
-            detail: { type: 'string' },
-            triesLeft: { type: 'integer' },
-            hint: { type: 'string' },
-          },
-          required: ['type', 'title', 'status', 'code', 'detail'],
-        },
+        Problem: problemSchema,
       },
     },
   };
