@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { readFile } from 'node:fs/promises';
+import { CardBridgeError } from '../../errors.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { ReaderRegistry, ReaderState, RegistryEvent } from '../../readers/types.js';
@@ -20,6 +22,9 @@ import type { SitesStore } from '../../config/sites-store.js';
 
 export { NATIVE_DEFAULT_PORT } from '../../config/listeners.js';
 export const NATIVE_HOST_NAMES = ['127.0.0.1', 'localhost'] as const;
+
+/** dist/client/index.js, from src/server/native or dist/server/native alike (same depth). */
+const CLIENT_BUNDLE = new URL('../../../dist/client/index.js', import.meta.url);
 
 export interface NativeAppOptions {
   registry: ReaderRegistry;
@@ -106,6 +111,13 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     });
     registerUiRoutes(app, pending, ownOrigins);
   }
+
+  docs.push({ method: 'get', path: '/v1/client.js', summary: 'The browser client library (one ES module; see docs/api.md)' });
+  app.get('/v1/client.js', async (_request, reply) => {
+    const source = await readFile(CLIENT_BUNDLE).catch(() => undefined);
+    if (!source) throw new CardBridgeError('Unavailable', 'The client library is not built; run "npm run build" in the cardbridge folder');
+    return reply.type('text/javascript; charset=utf-8').header('Cache-Control', 'no-cache').send(source);
+  });
 
   app.get('/v1/openapi.json', async () => buildOpenApi(VERSION, options.port, docs));
 

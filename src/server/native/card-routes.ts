@@ -10,6 +10,7 @@ import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
 import type { PendingKind, PendingRequests } from './pending.js';
 import type { RouteDoc } from './openapi.js';
 import type { AuditLog } from './audit.js';
+import { createAuthTokenTbs } from '../../verify/token-format.js';
 
 export interface CardServices {
   nhi: NhiService;
@@ -213,8 +214,9 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       reply,
       { operationName: 'moica.authenticate', operation: `Log in to ${origin} with your citizen certificate (自然人憑證登入)`, kind: 'pin', cardKind: 'moica' },
       async ({ pin }) => {
-        const tbs = Buffer.concat([sha256(origin), sha256(nonce)]);
-        const signed = await services.moica.sign({ digest: sha256(tbs), hash: 'sha256', format: 'pkcs1' }, pin!);
+        // The verifier's own definition of what is signed, so both sides can never drift apart.
+        const tbs = createAuthTokenTbs(origin, nonce);
+        const signed = await services.moica.sign({ digest: createHash('sha256').update(tbs).digest(), hash: 'sha256', format: 'pkcs1' }, pin!);
         return {
           token: {
             format: 'cardbridge-auth-token',
@@ -244,6 +246,3 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
   });
 }
 
-function sha256(data: string | Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
-}

@@ -102,6 +102,16 @@ describe('native API over HTTP', () => {
     expect(res.json()).toMatchObject({ status: 404, detail: 'No such endpoint: GET /v2/nope' });
   });
 
+  it('serves the browser client library as one ES module', async () => {
+    // npm test and npm run test:unit build dist/ first
+    const res = await get('/v1/client.js', { origin: GOV });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toContain('text/javascript');
+    expect(res.headers['access-control-allow-origin']).toBe(GOV);
+    expect(res.text).toMatch(/export (function connect|\{[^}]*\bconnect\b)/);
+    expect(res.text).not.toMatch(/^import /m);
+  });
+
   it('serves an OpenAPI description of its routes', async () => {
     const doc = (await get('/v1/openapi.json')).json();
     expect(doc.openapi).toBe('3.1.0');

@@ -1,0 +1,202 @@
+import { X509Certificate, constants, publicDecrypt, timingSafeEqual } from 'node:crypto';
+import * as pkijs from 'pkijs';
+import { type CertificateFacts, certificateFacts } from '../cards/moica/certificate-facts.js';
+import { type Pkcs1HashName, pkcs1v15SignatureBlock } from '../crypto/pkcs1.js';
+import { VerifyError, type VerifyErrorCode } from './errors.js';
+
+/**
+ * Certificates for the relying party: reading trust anchors, checking a path to one of them
+ * with pkijs' CertificateChainValidationEngine, key usage, and the facts a login needs.
+ */
+
+/** A PEM text (one or more certificates), or one DER certificate. */
+export type CertificateInput = string | Uint8Array;
+
+export interface ParsedCertificate {
+  der: Buffer;
+  certificate: pkijs.Certificate;
+}
+
+const PEM_BLOCK = /-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----([\s\S]*?)-----END (?:X509 |TRUSTED )?CERTIFICATE-----/g;
+
+function parseDer(der: Buffer, what: string, code: VerifyErrorCode): ParsedCertificate {
+  try {
+    return { der, certificate: pkijs.Certificate.fromBER(der) };
+  } catch (e) {
+    throw new VerifyError(code, `${what} is not a DER X.509 certificate`, { cause: e });
+  }
+}
+
+/**
+ * Reads configuration certificates (trust anchors, intermediates). A string must be PEM; any
+ * number of CERTIFICATE blocks per string. Throws TypeError: bad configuration is a
+ * programming error, not a verdict on a token.
+ */
+export function loadCertificates(input: CertificateInput | readonly CertificateInput[] | undefined, what: string): ParsedCertificate[] {
+  if (input === undefined) return [];
+  const items = Array.isArray(input) ? (input as readonly CertificateInput[]) : [input as CertificateInput];
+  const out: ParsedCertificate[] = [];
+  for (const item of items) {
+    if (typeof item === 'string') {
+      const blocks = [...item.matchAll(PEM_BLOCK)];
+      if (blocks.length === 0) throw new TypeError(`${what}: a string must hold PEM CERTIFICATE blocks`);
+      for (const block of blocks) out.push(parseConfigDer(Buffer.from(block[1]!.replace(/\s+/g, ''), 'base64'), what));
+    } else if (item instanceof Uint8Array) {
+      out.push(parseConfigDer(Buffer.from(item), what));
+    } else {
+      throw new TypeError(`${what}: give PEM strings or DER bytes`);
+    }
+  }
+  return out;
+}
+
+function parseConfigDer(der: Buffer, what: string): ParsedCertificate {
+  try {
+    return parseDer(der, what, 'MalformedToken');
+  } catch {
+    throw new TypeError(`${what}: not a DER X.509 certificate`);
+  }
+}
+
+/** Parses a certificate presented by the other side (token, signature): bad input is `code`. */
+export function parsePresentedCertificate(der: Uint8Array, code: VerifyErrorCode = 'MalformedToken'): ParsedCertificate {
+  return parseDer(Buffer.from(der), 'the certificate', code);
+}
+
+export interface ChainOptions {
+  trustAnchors: readonly ParsedCertificate[];
+  intermediates?: readonly ParsedCertificate[];
+  now: Date;
+}
+
+/**
+ * Checks that `leaf` chains to one of the trust anchors at `now` (signatures, names, CA flags,
+ * validity periods of every certificate on the path). No revocation check: MOICA's CRL/OCSP
+ * are the relying site's own business (see docs/api.md). Returns the path, leaf first.
+ *
+ * pkijs reports validity last, after it has found a path whose signatures verify, so its
+ * "not yet valid or expired" result means: trusted, but out of date → CertificateExpired.
+ */
+export async function checkChain(leaf: ParsedCertificate, options: ChainOptions): Promise<pkijs.Certificate[]> {
+  if (options.trustAnchors.length === 0) throw new VerifyError('UntrustedCertificate', 'No trust anchors are configured');
+  const intermediates = (options.intermediates ?? []).filter((c) => !c.der.equals(leaf.der));
+  const engine = new pkijs.CertificateChainValidationEngine({
+    trustedCerts: options.trustAnchors.map((c) => c.certificate),
+    // The engine takes the last certificate as the one to validate.
+    certs: [...intermediates.map((c) => c.certificate), leaf.certificate],
+    checkDate: options.now,
+  });
+  let result: pkijs.CertificateChainValidationEngineVerifyResult;
+  try {
+    result = await engine.verify();
+  } catch (e) {
+    throw new VerifyError('UntrustedCertificate', `Certificate path validation failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  if (result.result) return result.certificatePath ?? [leaf.certificate];
+  if (result.resultCode === 8) {
+    const { notBefore, notAfter } = leaf.certificate;
+    const at = options.now.toISOString();
+    const which =
+      notAfter.value < options.now
+        ? `the certificate expired at ${notAfter.value.toISOString()}`
+        : notBefore.value > options.now
+          ? `the certificate is not valid before ${notBefore.value.toISOString()}`
+          : 'a CA certificate on its path is outside its validity period';
+    throw new VerifyError('CertificateExpired', `At ${at} ${which}`);
+  }
+  throw new VerifyError('UntrustedCertificate', `The certificate does not chain to a trust anchor: ${result.resultMessage}`);
+}
+
+/** certificateFacts, with a malformed certificate reported as `code`. */
+export function factsOf(der: Buffer, code: VerifyErrorCode = 'MalformedToken'): CertificateFacts {
+  try {
+    return certificateFacts(der);
+  } catch (e) {
+    throw new VerifyError(code, `Unreadable certificate: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+/**
+ * A key that may sign for a person: not a CA, keyUsage present with `digitalSignature` (login
+ * tokens) or, for document signatures, `digitalSignature` or `nonRepudiation`.
+ */
+export function requireSigningKey(facts: CertificateFacts, accept: 'digitalSignature' | 'digitalSignatureOrNonRepudiation'): void {
+  if (facts.isCa) throw new VerifyError('NotSigningCertificate', 'The certificate is a CA certificate, not a holder\'s');
+  const ok =
+    accept === 'digitalSignature'
+      ? facts.keyUsage.includes('digitalSignature')
+      : facts.keyUsage.includes('digitalSignature') || facts.keyUsage.includes('nonRepudiation');
+  if (!ok) {
+    const has = facts.keyUsage.length > 0 ? facts.keyUsage.join(', ') : 'no keyUsage extension';
+    const needs = accept === 'digitalSignature' ? 'digitalSignature' : 'digitalSignature or nonRepudiation';
+    throw new VerifyError('NotSigningCertificate', `The certificate's key is not for signing (needs ${needs}; has ${has})`);
+  }
+}
+
+/**
+ * RSASSA-PKCS1-v1_5 verification by re-encoding: the public operation must give exactly the
+ * block a signer would have built for this digest, so no lenient parsing of the padding or the
+ * DigestInfo can be abused.
+ */
+export function rsaPkcs1Verify(certificateDer: Buffer, hash: Pkcs1HashName, digest: Buffer, signature: Buffer): boolean {
+  let key;
+  try {
+    key = new X509Certificate(certificateDer).publicKey;
+  } catch {
+    return false;
+  }
+  if (key.asymmetricKeyType !== 'rsa') return false;
+  const bits = key.asymmetricKeyDetails?.modulusLength;
+  if (!bits) return false;
+  const length = Math.ceil(bits / 8);
+  if (signature.length !== length) return false;
+  let recovered: Buffer;
+  try {
+    recovered = publicDecrypt({ key, padding: constants.RSA_NO_PADDING }, signature);
+  } catch {
+    return false; // e.g. signature ≥ modulus
+  }
+  let expected: Buffer;
+  try {
+    expected = pkcs1v15SignatureBlock(length, hash, digest);
+  } catch {
+    return false; // a key size or digest length PKCS#1 cannot encode
+  }
+  return recovered.length === expected.length && timingSafeEqual(recovered, expected);
+}
+
+/** What a relying site learns about the person behind a verified signature. */
+export interface SignerFacts {
+  /** Holder's name (subject CN). */
+  name: string;
+  /** Last four characters of the holder's national ID (2.16.886.1.100.2.51), when present. */
+  idLast4?: string;
+  /** Subject serialNumber (16 digits on MOICA holder certificates): the stable account key. */
+  serialNumber: string;
+  /** DER of the signer's certificate. */
+  certificate: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  subject: string;
+  issuer: string;
+  /** The certificate's own serial number, upper-case hex. */
+  certificateSerialNumber: string;
+}
+
+export function signerFacts(der: Buffer, facts: CertificateFacts, code: VerifyErrorCode): SignerFacts {
+  if (facts.holderName === undefined || facts.subjectSerialNumber === undefined) {
+    throw new VerifyError(code, 'The certificate names no holder (subject CN and serialNumber are required)');
+  }
+  const out: SignerFacts = {
+    name: facts.holderName,
+    serialNumber: facts.subjectSerialNumber,
+    certificate: der,
+    notBefore: facts.notBefore,
+    notAfter: facts.notAfter,
+    subject: facts.subject,
+    issuer: facts.issuer,
+    certificateSerialNumber: facts.serialNumber,
+  };
+  if (facts.idLastFour !== undefined) out.idLast4 = facts.idLastFour;
+  return out;
+}

@@ -1,0 +1,36 @@
+/**
+ * cardbridge/verify — the relying site's back-end library: login tokens and card signatures.
+ * Node only; no dependency on the daemon.
+ */
+export {
+  AUTH_TOKEN_ALGORITHM,
+  AUTH_TOKEN_FORMAT,
+  AUTH_TOKEN_VERSION,
+  type AuthToken,
+  AuthTokenFormatError,
+  NONCE_MAX_LENGTH,
+  NONCE_MIN_LENGTH,
+  createAuthTokenTbs,
+  isSerializedOrigin,
+  isValidNonce,
+  parseAuthToken,
+} from './token-format.js';
+export { VerifyError, type VerifyErrorCode, isVerifyError } from './errors.js';
+export { InMemoryNonceStore, type InMemoryNonceStoreOptions, type NonceLookup, type NonceStore } from './nonce-store.js';
+export {
+  AuthTokenValidator,
+  type AuthTokenValidatorOptions,
+  type AuthenticatedHolder,
+  DEFAULT_MAX_AGE_MS,
+  type ValidateExpectations,
+} from './auth-token-validator.js';
+export type { CertificateInput, SignerFacts } from './certificates.js';
+export {
+  type CmsSignerFacts,
+  type CmsVerifyOptions,
+  type Pkcs1VerifyOptions,
+  type SignatureHash,
+  type TrustOptions,
+  verifyCmsSignedData,
+  verifyPkcs1Signature,
+} from './signatures.js';

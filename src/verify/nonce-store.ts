@@ -1,0 +1,77 @@
+/**
+ * Where an {@link AuthTokenValidator} remembers the nonces it issued. The default keeps them in
+ * this process; a site with several back-end processes gives every validator the same shared
+ * store (e.g. Redis: `add` = `SET nonce:<n> <issuedAt> PX <retention> NX`, `consume` = a Lua
+ * script or `GETDEL` + a `SET used:<n>` marker) so a nonce issued by one can be checked by another.
+ */
+
+export type NonceLookup =
+  /** Never issued here, or forgotten after its retention. */
+  | { status: 'unknown' }
+  /** Issued at `issuedAt` and presented before. */
+  | { status: 'reused'; issuedAt: number }
+  /** Issued at `issuedAt` and never presented before; now marked used. */
+  | { status: 'fresh'; issuedAt: number };
+
+export interface NonceStore {
+  /** Remembers a nonce issued at `issuedAt` (ms since the epoch). */
+  add(nonce: string, issuedAt: number): void | Promise<void>;
+  /**
+   * Looks a nonce up and marks it used in ONE atomic step: two concurrent calls for the same
+   * nonce must not both see `fresh`.
+   */
+  consume(nonce: string, now: number): NonceLookup | Promise<NonceLookup>;
+}
+
+export interface InMemoryNonceStoreOptions {
+  /** How long a nonce (used or not) is remembered; default 10 minutes. Keep it ≥ maxAgeMs. */
+  retentionMs?: number;
+  /** Oldest nonces are forgotten beyond this many; default 100 000. */
+  maxEntries?: number;
+}
+
+interface Entry {
+  issuedAt: number;
+  used: boolean;
+}
+
+/** A process-local store. Single-threaded JavaScript makes `consume` atomic. */
+export class InMemoryNonceStore implements NonceStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #retentionMs: number;
+  readonly #maxEntries: number;
+
+  constructor(options: InMemoryNonceStoreOptions = {}) {
+    this.#retentionMs = options.retentionMs ?? 10 * 60_000;
+    this.#maxEntries = options.maxEntries ?? 100_000;
+    if (!(this.#retentionMs > 0) || !(this.#maxEntries > 0)) throw new RangeError('retentionMs and maxEntries must be positive');
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  add(nonce: string, issuedAt: number): void {
+    this.#purge(issuedAt);
+    if (this.#entries.has(nonce)) throw new Error('Nonce collision: a nonce must be issued once');
+    this.#entries.set(nonce, { issuedAt, used: false });
+    // Insertion order is issue order, so the first keys are the oldest.
+    while (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value as string);
+  }
+
+  consume(nonce: string, now: number): NonceLookup {
+    this.#purge(now);
+    const entry = this.#entries.get(nonce);
+    if (!entry) return { status: 'unknown' };
+    if (entry.used) return { status: 'reused', issuedAt: entry.issuedAt };
+    entry.used = true;
+    return { status: 'fresh', issuedAt: entry.issuedAt };
+  }
+
+  #purge(now: number): void {
+    for (const [nonce, entry] of this.#entries) {
+      if (now - entry.issuedAt <= this.#retentionMs) break;
+      this.#entries.delete(nonce);
+    }
+  }
+}
