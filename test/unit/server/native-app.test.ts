@@ -7,6 +7,7 @@ import { GenericTestCard } from '../../../src/emulator/test-card.js';
 import { NHI_APPLET_AID } from '../../../src/cards/nhi/commands.js';
 import { freePort } from '../../helpers/ports.js';
 import { request } from '../../helpers/http.js';
+import { testTls } from '../../helpers/tls.js';
 import { checkPeer } from '../../../src/server/security/guard.js';
 import { allowedHosts } from '../../../src/server/security/loopback.js';
 
@@ -16,7 +17,8 @@ async function setup(port: number) {
   const registry = new MockReaderRegistry();
   registry.addReader('R0');
   await registry.insertCard('R0', new GenericTestCard({ aids: [NHI_APPLET_AID] }));
-  const app = await buildNativeApp({ registry, policy: () => new OriginPolicy(['https://*.gov.tw']), port, logger: false, rateLimit: { perSecond: 1, burst: 5 } });
+  const { key, cert } = await testTls();
+  const app = await buildNativeApp({ registry, policy: () => new OriginPolicy(['https://*.gov.tw']), port, https: { key, cert }, logger: false, rateLimit: { perSecond: 1, burst: 5 } });
   await app.listen({ port, host: '127.0.0.1' });
   return { registry, app };
 }
@@ -25,8 +27,10 @@ describe('native API over HTTP', () => {
   let app: FastifyInstance;
   let registry: MockReaderRegistry;
   let port: number;
-  const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => request({ port, path, headers, method });
+  let ca: string;
+  const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => request({ port, path, headers, method, ca });
   beforeEach(async () => {
+    ({ ca } = await testTls());
     port = await freePort();
     ({ app, registry } = await setup(port));
   });
@@ -120,11 +124,12 @@ describe('native API over HTTP', () => {
 });
 
 describe('native events WebSocket', () => {
-  it('sends a snapshot then live events; refuses bad Host and Origin on the upgrade', async () => {
+  it('sends a snapshot then live events over WSS; refuses bad Host and Origin on the upgrade', async () => {
+    const { ca } = await testTls();
     const port = await freePort();
     const { app, registry } = await setup(port);
     try {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/events`, { origin: GOV });
+      const ws = new WebSocket(`wss://127.0.0.1:${port}/v1/events`, { origin: GOV, ca });
       const messages: unknown[] = [];
       const got = (n: number) =>
         new Promise<void>((resolve) => {
@@ -141,13 +146,13 @@ describe('native events WebSocket', () => {
 
       const refused = (url: string, opts: WebSocket.ClientOptions) =>
         new Promise<number>((resolve) => {
-          const bad = new WebSocket(url, opts);
+          const bad = new WebSocket(url, { ...opts, ca });
           bad.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
           bad.on('error', () => resolve(-1));
         });
-      expect(await refused(`ws://127.0.0.1:${port}/v1/events`, { origin: 'https://evil.example' })).toBe(403);
-      expect(await refused(`ws://127.0.0.1:${port}/v1/events`, { headers: { host: `attacker.example:${port}` } })).toBe(403);
-      expect(await refused(`ws://127.0.0.1:${port}/v1/elsewhere`, { origin: GOV })).toBe(404);
+      expect(await refused(`wss://127.0.0.1:${port}/v1/events`, { origin: 'https://evil.example' })).toBe(403);
+      expect(await refused(`wss://127.0.0.1:${port}/v1/events`, { headers: { host: `attacker.example:${port}` } })).toBe(403);
+      expect(await refused(`wss://127.0.0.1:${port}/v1/elsewhere`, { origin: GOV })).toBe(404);
     } finally {
       await app.close();
     }

@@ -14,6 +14,7 @@ import { NhiService } from '../../../src/services/nhi/nhi-service.js';
 import { MoicaService } from '../../../src/services/moica/moica-service.js';
 import { freePort } from '../../helpers/ports.js';
 import { request } from '../../helpers/http.js';
+import { testTls } from '../../helpers/tls.js';
 
 const SITE = 'https://www.example.gov.tw';
 const OTHER_SITE = 'https://other.gov.tw';
@@ -28,9 +29,11 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
   let sites: SitesStore;
   let audit: ReturnType<typeof memoryAudit>;
   let own: string;
+  let ca: string;
 
   const api = (method: string, path: string, body?: unknown, origin: string | null = SITE) =>
     request({
+      ca,
       port,
       method,
       path,
@@ -44,15 +47,17 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     const secret = url.hash.slice(1);
     const path = `/ui/api/requests/${url.pathname.split('/').pop()}`;
     return {
-      view: () => request({ port, path, headers: { 'x-cardbridge-secret': secret, 'sec-fetch-site': 'same-origin' } }),
+      view: () => request({ ca, port, path, headers: { 'x-cardbridge-secret': secret, 'sec-fetch-site': 'same-origin' } }),
       answer: (body: object, origin = own) =>
-        request({ port, path, method: 'POST', headers: { 'x-cardbridge-secret': secret, 'content-type': 'application/json', origin }, body: JSON.stringify(body) }),
+        request({ ca, port, path, method: 'POST', headers: { 'x-cardbridge-secret': secret, 'content-type': 'application/json', origin }, body: JSON.stringify(body) }),
     };
   };
 
   beforeEach(async () => {
+    const tls = await testTls();
+    ca = tls.ca;
     port = await freePort();
-    own = `http://127.0.0.1:${port}`;
+    own = `https://127.0.0.1:${port}`;
     stateDir = mkdtempSync(join(tmpdir(), 'cardbridge-native-'));
     sites = SitesStore.inStateDir(stateDir);
     registry = new MockReaderRegistry({ sharingRetryDelaysMs: [5] });
@@ -66,6 +71,7 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
       registry,
       policy: () => sites.policy(),
       port,
+      https: { key: tls.key, cert: tls.cert },
       logger: false,
       cards: { services: { nhi: new NhiService(registry), moica: new MoicaService(registry) }, sites, audit },
     });
@@ -117,16 +123,16 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     const window = windowFor(approveUrl);
     const forged = await window.answer({ decision: 'allow' }, SITE);
     expect(forged.status).toBe(403);
-    const noOrigin = await request({ port, method: 'POST', path: new URL(approveUrl).pathname.replace('/ui/approve/', '/ui/api/requests/'), headers: { 'content-type': 'application/json', 'x-cardbridge-secret': new URL(approveUrl).hash.slice(1) }, body: '{"decision":"allow"}' });
+    const noOrigin = await request({ ca, port, method: 'POST', path: new URL(approveUrl).pathname.replace('/ui/approve/', '/ui/api/requests/'), headers: { 'content-type': 'application/json', 'x-cardbridge-secret': new URL(approveUrl).hash.slice(1) }, body: '{"decision":"allow"}' });
     expect(noOrigin.status).toBe(403);
-    const wrongSecret = await request({ port, path: new URL(approveUrl).pathname.replace('/ui/approve/', '/ui/api/requests/'), headers: { 'x-cardbridge-secret': 'A'.repeat(43) } });
+    const wrongSecret = await request({ ca, port, path: new URL(approveUrl).pathname.replace('/ui/approve/', '/ui/api/requests/'), headers: { 'x-cardbridge-secret': 'A'.repeat(43) } });
     expect(wrongSecret.status).toBe(400);
     expect(sites.hasConsent(SITE, 'nhi.read')).toBe(false);
   });
 
   it('serves the window with a CSP that forbids framing', async () => {
     const { approveUrl } = (await api('POST', '/v1/nhi/basic', {})).json();
-    const page = await request({ port, path: new URL(approveUrl).pathname });
+    const page = await request({ ca, port, path: new URL(approveUrl).pathname });
     expect(page.status).toBe(200);
     expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
     expect(page.headers['x-frame-options']).toBe('DENY');
@@ -153,9 +159,9 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     expect((await api('POST', '/v1/moica/sign', { hash: 'sha256' })).status).toBe(400);
     expect((await api('POST', '/v1/moica/sign', { data: 'AAAA', hash: 'md5' })).status).toBe(400);
     expect((await api('POST', '/v1/moica/authenticate', { nonce: 'short' })).status).toBe(400);
-    const notJson = await request({ port, method: 'POST', path: '/v1/nhi/basic', headers: { origin: SITE, 'content-type': 'application/json' }, body: '{"reader":' });
+    const notJson = await request({ ca, port, method: 'POST', path: '/v1/nhi/basic', headers: { origin: SITE, 'content-type': 'application/json' }, body: '{"reader":' });
     expect(notJson.status).toBe(400);
-    const huge = await request({ port, method: 'POST', path: '/v1/moica/sign', headers: { origin: SITE, 'content-type': 'application/json' }, body: JSON.stringify({ data: 'A'.repeat(70_000) }) });
+    const huge = await request({ ca, port, method: 'POST', path: '/v1/moica/sign', headers: { origin: SITE, 'content-type': 'application/json' }, body: JSON.stringify({ data: 'A'.repeat(70_000) }) });
     expect(huge.status).toBe(413);
   });
 
@@ -205,6 +211,28 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     await window.answer({ decision: 'allow', pin: '000000' });
     await window.answer({ decision: 'allow', pin: '000000', confirmLastTry: true });
     expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'PinBlocked', status: 423, hint: expect.stringContaining('用戶代碼') } });
+  });
+
+  it('reports a card pulled out mid-operation as CardRemoved, and the next card works', async () => {
+    await sites.grant(SITE, 'nhi.read');
+    const inner = new VirtualNhiCard({ identity: NHI_TEST_IDENTITY });
+    let pullAfter = Infinity;
+    let seen = 0;
+    await registry.insertCard('NHI reader', {
+      atr: inner.atr,
+      reset: () => inner.reset?.(),
+      process: (command) => {
+        if (++seen === pullAfter) registry.removeCard('NHI reader');
+        return inner.process(command);
+      },
+    });
+    pullAfter = seen + 2; // after recognition: the second APDU of the read
+    const pulled = await api('POST', '/v1/nhi/basic', {});
+    expect(pulled.status).toBe(409);
+    expect(pulled.json().code).toBe('CardRemoved');
+    await registry.insertCard('NHI reader', new VirtualNhiCard({ identity: NHI_TEST_IDENTITY }));
+    expect((await api('POST', '/v1/nhi/basic', {})).status).toBe(200);
+    expect(audit.entries.map((e) => e.result)).toEqual(['CardRemoved', 'ok']);
   });
 
   it('makes an origin-bound login token that verifies for that origin and nonce only', async () => {
