@@ -71,7 +71,7 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     sites = SitesStore.inStateDir(state, [site]);
     const port = await freePort();
     bridge = `https://127.0.0.1:${port}`;
-    pageServer = createServer((req, res) => {
+    pageServer = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end(relyingPage(bridge));
     });
@@ -116,12 +116,13 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
   async function openSite(query = ''): Promise<Page> {
     const page = await context.newPage();
     await page.goto(`${site}/${query}`);
-    await page.waitForFunction(() => document.querySelector('script[type=module]') !== null);
+    await page.waitForSelector('script[type=module]', { state: 'attached' });
     return page;
   }
 
   async function result(page: Page): Promise<{ ok?: any; error?: { code: string; triesLeft?: number } }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-    await page.waitForFunction(() => document.getElementById('out')!.textContent !== '', undefined, { timeout: 20_000 });
+    // Strings, not functions: the repository's TypeScript has no DOM library.
+    await page.waitForFunction("document.getElementById('out').textContent !== ''", undefined, { timeout: 20_000 });
     return JSON.parse((await page.textContent('#out'))!);
   }
 
@@ -150,7 +151,7 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     const got = await result(page);
     expect(got.ok).toMatchObject({ name: NHI_TEST_IDENTITY.name, idNumber: NHI_TEST_IDENTITY.idNumber, cardNumber: NHI_TEST_IDENTITY.cardNumber });
     // remembered: the next read needs no window
-    await page.evaluate(() => (document.getElementById('out')!.textContent = ''));
+    await page.evaluate("document.getElementById('out').textContent = ''");
     await page.click('#nhi');
     expect((await result(page)).ok.name).toBe(NHI_TEST_IDENTITY.name);
     expect(context.pages().filter((p) => p.url().includes('/ui/approve/'))).toHaveLength(0);
