@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import { CardBridgeError, asCardBridgeError } from '../errors.js';
 import { defaultStateDir, ensureServerCertificate } from '../certs/store.js';
 import { SitesStore } from '../config/sites-store.js';
-import { createDemoRegistry } from '../demo/demo-readers.js';
+import { createDemoReaders } from '../demo/demo-readers.js';
+import type { MockControl } from '../demo/mock-control.js';
+import { DEMO_SITE_ORIGIN } from '../demo/site/demo-site.js';
 import { portHolders } from '../doctor/ports.js';
 import { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
@@ -15,8 +17,6 @@ import { NhiService } from '../services/nhi/nhi-service.js';
 import type { DaemonConfig } from './config.js';
 import { DEFAULT_LISTENERS, type ListenerName } from '../config/listeners.js';
 
-/** The demo relying site's origin, allowed only while the daemon runs in demo (mock) mode. */
-export const DEMO_SITE_ORIGIN = 'https://localhost:39444';
 
 export interface DaemonOptions {
   config: DaemonConfig;
@@ -24,6 +24,8 @@ export interface DaemonOptions {
   mock: boolean;
   logger: Logger;
   stateDir?: string;
+  /** Origins allowed for this run only (never written); mock mode defaults to the demo site's. */
+  extraOrigins?: string[];
 }
 
 export interface ListenerStatus {
@@ -36,6 +38,10 @@ export interface ListenerStatus {
 export interface RunningDaemon {
   stateDir: string;
   registry: ReaderRegistry;
+  /** Mock mode only: the readers' remote control and the emulated NHI SAM (its key verifies H_Sign). */
+  mock?: { control: MockControl; sam: EmulatedSam };
+  /** The TLS material the listeners use (the demo site serves with the same leaf). */
+  tls: { key: string; cert: string; ca: string };
   listeners: ListenerStatus[];
   stop(): Promise<void>;
 }
@@ -56,8 +62,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const cleanups: (() => Promise<unknown>)[] = [];
 
   let registry: ReaderRegistry;
+  let control: MockControl | undefined;
   if (options.mock) {
-    registry = await createDemoRegistry();
+    ({ registry, control } = await createDemoReaders());
   } else {
     const pcsc = new PcscReaderRegistry();
     registry = pcsc;
@@ -73,16 +80,18 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   registry.on('event', (event) => logger.info({ event }, `reader event ${event.type}`));
 
   let samTarget = { host: config.nhiSam.host, port: config.nhiSam.port };
+  let sam: EmulatedSam | undefined;
   if (options.mock) {
-    const sam = await EmulatedSam.start();
-    cleanups.push(() => sam.close());
-    samTarget = { host: sam.host, port: sam.port };
+    const emulated = await EmulatedSam.start();
+    sam = emulated;
+    cleanups.push(() => emulated.close());
+    samTarget = { host: emulated.host, port: emulated.port };
   }
   const services = {
     nhi: new NhiService(registry, { sam: { ...samTarget, connectTimeoutMs: config.nhiSam.connectTimeoutMs, stepTimeoutMs: config.nhiSam.stepTimeoutMs } }),
     moica: new MoicaService(registry),
   };
-  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.mock ? [DEMO_SITE_ORIGIN] : []);
+  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [DEMO_SITE_ORIGIN] : []));
 
   const tls = await ensureServerCertificate(stateDir);
   if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');
@@ -98,6 +107,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         https: { key: tls.key, cert: tls.cert },
         logger: logger.child({ listener: 'native' }),
         cards: { services, sites, audit },
+        ...(control ? { mockControl: control } : {}),
       }),
   };
 
@@ -136,6 +146,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   return {
     stateDir,
     registry,
+    ...(control && sam ? { mock: { control, sam } } : {}),
+    tls: { key: tls.key, cert: tls.cert, ca: tls.ca },
     listeners,
     async stop() {
       await Promise.all(apps.map((a) => a.close()));

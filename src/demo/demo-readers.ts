@@ -1,22 +1,18 @@
-import { VirtualNhiCard } from '../emulator/nhi/virtual-nhi-card.js';
-import { getTestPki } from '../emulator/moica/test-pki.js';
-import { VirtualMoicaGen2Card } from '../emulator/moica/virtual-moica-gen2.js';
-import type { VirtualCard } from '../emulator/virtual-card.js';
 import { MockReaderRegistry } from '../readers/mock-registry.js';
+import { type DemoCardKind, MockControl, createVirtualCard } from './mock-control.js';
+
+export { DEMO_MOICA_PIN } from './mock-control.js';
 
 export const DEMO_READERS = ['Mock Reader 0', 'Mock Reader 1'] as const;
 
-/** PIN of the demo's virtual MOICA card. */
-export const DEMO_MOICA_PIN = '123456';
+/** What each demo reader holds at start: the fake 王小明's 健保卡, the fake 測試一's 自然人憑證. */
+export const DEMO_CARDS: Record<(typeof DEMO_READERS)[number], DemoCardKind> = {
+  'Mock Reader 0': 'nhi',
+  'Mock Reader 1': 'moica-gen2',
+};
 
-/**
- * The card each demo reader gets: a virtual NHI card (fake identity 王小明) in reader 0 and a
- * virtual MOICA generation-2 card (fake holder 測試一, test PKI, PIN 123456) in reader 1.
- * Async because the MOICA card's test PKI is generated on first use (about a second).
- */
-export async function createDemoCard(reader: (typeof DEMO_READERS)[number]): Promise<VirtualCard> {
-  if (reader === DEMO_READERS[0]) return new VirtualNhiCard();
-  return new VirtualMoicaGen2Card(await getTestPki(), { pin: DEMO_MOICA_PIN });
+export function createDemoCard(reader: (typeof DEMO_READERS)[number]) {
+  return createVirtualCard(DEMO_CARDS[reader]);
 }
 
 /**
@@ -24,8 +20,13 @@ export async function createDemoCard(reader: (typeof DEMO_READERS)[number]): Pro
  * developers need no hardware and no system packages.
  */
 export async function createDemoRegistry(): Promise<MockReaderRegistry> {
+  return (await createDemoReaders()).registry;
+}
+
+export async function createDemoReaders(): Promise<{ registry: MockReaderRegistry; control: MockControl }> {
   const registry = new MockReaderRegistry();
+  const control = new MockControl(registry);
   for (const name of DEMO_READERS) registry.addReader(name);
-  for (const name of DEMO_READERS) await registry.insertCard(name, await createDemoCard(name));
-  return registry;
+  for (const name of DEMO_READERS) await control.insert(name, DEMO_CARDS[name]);
+  return { registry, control };
 }

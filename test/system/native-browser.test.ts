@@ -170,10 +170,13 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     const page = await openSite();
     const popup = await clickForWindow(page, '#sign');
     expect(await popup.isVisible('#pin')).toBe(true);
+    expect(await popup.isVisible('#lasttrylabel')).toBe(false);
+    expect(await popup.isVisible('#consent')).toBe(false);
     await popup.fill('#pin', '000000');
     await popup.click('#sign');
     await popup.waitForSelector('#tries:not([hidden])');
     expect(await popup.textContent('#tries')).toContain('2 tries left');
+    expect(await popup.isVisible('#lasttrylabel')).toBe(false);
     await popup.fill('#pin', '111111');
     await popup.click('#sign');
     await popup.waitForSelector('#lasttrylabel:not([hidden])');

@@ -19,6 +19,8 @@ import { PendingRequests } from './pending.js';
 import { registerUiRoutes } from './ui-routes.js';
 import { type AuditLog, loggerAudit } from './audit.js';
 import type { SitesStore } from '../../config/sites-store.js';
+import type { MockControl } from '../../demo/mock-control.js';
+import { registerMockRoutes } from './mock-routes.js';
 
 export { NATIVE_DEFAULT_PORT } from '../../config/listeners.js';
 export const NATIVE_HOST_NAMES = ['127.0.0.1', 'localhost'] as const;
@@ -38,6 +40,8 @@ export interface NativeAppOptions {
   requestTimeoutMs?: number;
   /** The card operations; without them only status, readers and events are served. */
   cards?: { services: CardServices; sites: SitesStore; pending?: PendingRequests; audit?: AuditLog };
+  /** Mock mode only: the remote control of the mock readers (/v1/mock). */
+  mockControl?: MockControl;
 }
 
 function readerJson(reader: ReaderState) {
@@ -111,6 +115,8 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     });
     registerUiRoutes(app, pending, ownOrigins);
   }
+
+  if (options.mockControl) registerMockRoutes(app, options.mockControl, docs);
 
   docs.push({ method: 'get', path: '/v1/client.js', summary: 'The browser client library (one ES module; see docs/api.md)' });
   app.get('/v1/client.js', async (_request, reply) => {

@@ -49,6 +49,8 @@ export const APPROVE_HTML = `<!doctype html>
 `;
 
 export const APPROVE_CSS = `
+/* author display rules (label, .buttons) must never un-hide an element */
+[hidden] { display: none !important; }
 :root { color-scheme: light dark; font-family: system-ui, "Noto Sans TC", sans-serif; }
 body { margin: 0; display: flex; justify-content: center; }
 main { max-width: 28rem; width: 100%; padding: 1.25rem; }
