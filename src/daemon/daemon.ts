@@ -11,6 +11,8 @@ import { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderRegistry } from '../readers/types.js';
 import { buildNativeApp } from '../server/native/app.js';
+import { buildHipkiApp } from '../server/hipki/index.js';
+import { buildNhiHttpApp, buildNhiWsApp } from '../server/nhi/index.js';
 import { loggerAudit } from '../server/native/audit.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import { NhiService } from '../services/nhi/nhi-service.js';
@@ -109,6 +111,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         cards: { services, sites, audit },
         ...(control ? { mockControl: control } : {}),
       }),
+    hipki: (port) =>
+      buildHipkiApp({ registry, moica: services.moica, sites, audit, port, logger: logger.child({ listener: 'hipki' }) }),
+    'nhi-ws': (port) =>
+      buildNhiWsApp({ registry, nhi: services.nhi, sites, audit, port, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-ws' }) }),
+    'nhi-http': (port) => buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, logger: logger.child({ listener: 'nhi-http' }) }),
+    'nhi-https': (port) =>
+      buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-https' }) }),
   };
 
   const listeners: ListenerStatus[] = [];

@@ -44,10 +44,12 @@ describeWithTools('the demo (npm start) in Chromium', ['chromium', 'certutil'], 
     const config = structuredClone(DEFAULT_CONFIG);
     for (const settings of Object.values(config.listeners)) settings.enabled = false;
     config.listeners.native = { enabled: true, port: nativePort };
+    const hipkiPort = await freePort();
+    config.listeners.hipki = { enabled: true, port: hipkiPort };
     siteUrl = `https://localhost:${sitePort}`;
     daemon = await startDaemon({ config, mock: true, logger: createLogger('silent'), stateDir, extraOrigins: [siteUrl] });
     bridge = `https://127.0.0.1:${nativePort}`;
-    site = await buildDemoSite({ port: sitePort, tls: daemon.tls, bridge, hipki: 'http://localhost:61161', samPublicKey: daemon.mock!.sam.publicKey });
+    site = await buildDemoSite({ port: sitePort, tls: daemon.tls, bridge, hipki: `http://localhost:${hipkiPort}`, samPublicKey: daemon.mock!.sam.publicKey });
     await site.listen({ port: sitePort, host: '127.0.0.1' });
     // What the demo tells newcomers to run: trust the demo's CA for this user only.
     const io = captureIO();
@@ -97,7 +99,7 @@ describeWithTools('the demo (npm start) in Chromium', ['chromium', 'certutil'], 
   it('自然人憑證 login: a wrong PIN shows tries left in cardbridge’s window, the right one logs in', async () => {
     const page = await context.newPage();
     await page.goto(`${siteUrl}/moica`);
-    await page.screenshot({ path: join(ARTIFACTS, '1-moica-login.png') });
+    await page.screenshot({ path: join(ARTIFACTS, '1-moica-login.png'), fullPage: true });
     const popup = await windowFrom(page, '#modern');
     expect(await popup.textContent('#origin')).toBe(siteUrl);
     await popup.fill('#pin', '000000');
@@ -110,7 +112,18 @@ describeWithTools('the demo (npm start) in Chromium', ['chromium', 'certutil'], 
     const text = await resultOf(page, 'ok');
     expect(text).toContain(`Logged in: ${TEST_HOLDER.name}`);
     expect(text).toContain(`…${TEST_HOLDER.idLastFour}`);
-    await page.screenshot({ path: join(ARTIFACTS, '3-moica-logged-in.png') });
+    await page.screenshot({ path: join(ARTIFACTS, '3-moica-logged-in.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('the same 自然人憑證 login the legacy way: HiPKI popupForm, PKCS7, PIN from the page', async () => {
+    const page = await context.newPage();
+    await page.goto(`${siteUrl}/moica`);
+    await page.fill('#legacy-pin', DEMO_MOICA_PIN);
+    await page.click('#legacy');
+    const text = await resultOf(page, 'ok');
+    expect(text).toContain(`登入成功（HiPKI PKCS7）Logged in: ${TEST_HOLDER.name}`);
+    await page.screenshot({ path: join(ARTIFACTS, '3b-moica-legacy-hipki.png'), fullPage: true });
     await page.close();
   });
 
@@ -127,7 +140,7 @@ describeWithTools('the demo (npm start) in Chromium', ['chromium', 'certutil'], 
     await page.evaluate("document.getElementById('result').className = 'result'");
     await page.click('#hsign');
     expect(await resultOf(page, 'ok')).toMatch(/驗證成功 H_Sign verified for 0001\d{16}/);
-    await page.screenshot({ path: join(ARTIFACTS, '5-nhi-verified.png') });
+    await page.screenshot({ path: join(ARTIFACTS, '5-nhi-verified.png'), fullPage: true });
     await page.close();
   });
 

@@ -17,6 +17,10 @@ import { SamClientError, type SamFailureReason } from '../../services/nhi/sam-cl
 export type NhiOperation = 'GetVersion' | 'GetBasic' | 'GetRandom' | 'H_Sign' | 'EnCrypt' | 'SecureGetBasic';
 
 export const NHI_OK = '0000';
+/** Unknown command or malformed request. */
+export const NHI_UNKNOWN_COMMAND = '9999';
+/** Service error: the bridge refused (site not allowed, rate limit) or failed in itself. */
+export const NHI_SERVICE_ERROR = '8201';
 
 export const NHI_ERROR_MEANINGS: Readonly<Record<string, string>> = {
   '4061': 'cannot reach the SAM service',
@@ -148,12 +152,12 @@ export function nhiErrorCode(e: unknown, operation: NhiOperation): string {
     case 'PinLength':
       return '8009';
     case 'InvalidInput':
-      return operation === 'EnCrypt' || operation === 'SecureGetBasic' ? '8009' : '9999';
+      return operation === 'EnCrypt' || operation === 'SecureGetBasic' ? '8009' : NHI_UNKNOWN_COMMAND;
     case 'PinIncorrect':
     case 'PinBlocked':
     case 'Cancelled':
     case 'NotAllowedOrigin':
     case 'RateLimited':
-      return '8201';
+      return NHI_SERVICE_ERROR;
   }
 }

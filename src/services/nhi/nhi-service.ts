@@ -64,6 +64,17 @@ export class NhiService {
   }
 
   /**
+   * The card's 12-byte id (`00 CA 00 00 02 00 00`). The legacy agent's password "encryption"
+   * (EnCrypt) keys on it; nothing else in the bridge needs it.
+   */
+  async readCardId(options: NhiReadOptions = {}): Promise<{ cardId: Buffer; reader: string }> {
+    return this.registry.withCard({ kind: 'nhi', ...(options.reader !== undefined && { reader: options.reader }) }, async (session) => {
+      const cardId = await new NhiCard(session).readCardId();
+      return { cardId, reader: session.reader };
+    });
+  }
+
+  /**
    * The agent's random for H_Sign: 16 decimal digits from the system's CSPRNG (each digit
    * uniform; leading zeros kept).
    */

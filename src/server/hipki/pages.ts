@@ -1,0 +1,275 @@
+/**
+ * The pages the HiPKI listener serves itself: the postMessage popups (`/popupForm`,
+ * `/ChtPopupForm`), the self-test and the `/addDomain` confirmation. Served with a strict CSP
+ * (own scripts and styles only, no framing); every value shown is set with textContent.
+ */
+
+const HEAD = (title: string, script: string) => `<!doctype html>
+<html lang="zh-Hant">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${title}</title>
+<link rel="stylesheet" href="/hipki-ui/style.css">
+<script src="/hipki-ui/${script}" defer></script>
+</head>`;
+
+function popupHtml(form: 'popup' | 'cht'): string {
+  return `${HEAD('cardbridge', 'popup.js')}
+<body data-form="${form}" class="popup">
+<main>
+  <p class="brand">cardbridge</p>
+  <p id="status" role="status">處理中… Working…</p>
+  <p class="origin" id="origin" hidden></p>
+</main>
+</body>
+</html>
+`;
+}
+
+export const POPUP_FORM_HTML = popupHtml('popup');
+export const CHT_POPUP_FORM_HTML = popupHtml('cht');
+
+/**
+ * The popup: asks the opener for its tbsPackage, lets the server check the opener's origin
+ * (X-HiPKI-Site) and do the work, posts the server's JSON text to that origin only, closes.
+ * The tbsPackage is forwarded exactly as received, as a form value, so the server decodes it
+ * once as the official component does.
+ */
+export const POPUP_JS = `'use strict';
+(function () {
+  var cht = document.body.getAttribute('data-form') === 'cht';
+  var ROUTES = cht
+    ? { CheckEnvir: '/pkcs11info', GetUserCert: '/pkcs11info?withcert=true', MakeSignature: '/sign', umakeSig: '/umakeSig' }
+    : { MakeSignature: '/sign', DecryptData: '/decrypt', pkcs11info: '/pkcs11info', CheckEnvir: '/pkcs11info', GetUserCert: '/pkcs11info?withcert=true', umakeSig: '/umakeSig' };
+  var statusLine = document.getElementById('status');
+  var handled = false;
+
+  function show(text) { statusLine.textContent = text; }
+
+  function formDecode(s) {
+    s = s.replace(/\\+/g, ' ');
+    try { return decodeURIComponent(s); } catch (e) { return s; }
+  }
+
+  /**
+   * The package as a form value. A package with %XX escapes (ChtICToken's %2B, URI-encoded
+   * PINs) is sent as is, so the server decodes it once, exactly as the official component. A
+   * plain JSON text without escapes is what the page means literally (a "+" in it is a plus,
+   * not a space), so it is encoded for the trip.
+   */
+  function formValue(raw) {
+    if (!/%[0-9A-Fa-f]{2}/.test(raw)) {
+      try { JSON.parse(raw); return encodeURIComponent(raw); } catch (e) { /* not JSON: as is */ }
+    }
+    return raw;
+  }
+
+  function funcOf(raw) {
+    var candidates = [raw, formDecode(raw)];
+    for (var i = 0; i < candidates.length; i++) {
+      try {
+        var pkg = JSON.parse(candidates[i]);
+        if (pkg && typeof pkg.func === 'string') return pkg.func;
+      } catch (e) { /* next */ }
+    }
+    return '';
+  }
+
+  function finish(target, origin, text) {
+    try { target.postMessage(text, origin); } catch (e) { /* the opener went away */ }
+    show('完成 Done');
+    window.close();
+  }
+
+  window.addEventListener('message', function (event) {
+    if (handled || event.source !== window.opener || typeof event.data !== 'string') return;
+    var func = funcOf(event.data);
+    if (func === 'getTbs') return;
+    handled = true;
+    var origin = event.origin;
+    var target = event.source;
+    if (origin === 'null') { show('無法回覆此網頁 Cannot answer this page'); return; }
+    var shown = document.getElementById('origin');
+    shown.textContent = origin;
+    shown.hidden = false;
+    var path = Object.prototype.hasOwnProperty.call(ROUTES, func) ? ROUTES[func] : '/hipki-ui/unsupported';
+    fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-HiPKI-Site': origin },
+      body: 'tbsPackage=' + formValue(event.data),
+      cache: 'no-store',
+      credentials: 'omit',
+    })
+      .then(function (response) { return response.text(); })
+      .then(function (text) { finish(target, origin, text); })
+      .catch(function () {
+        finish(target, origin, JSON.stringify({ func: func, ret_code: 0x7600000D, last_error: 0, message: '執行檔錯誤或逾時' }));
+      });
+  });
+
+  if (window.opener) {
+    window.opener.postMessage(JSON.stringify({ func: 'getTbs' }), '*');
+  } else {
+    show('此視窗由網站開啟使用。This window is used by web sites; nothing to do here.');
+  }
+})();
+`;
+
+export const SELF_TEST_HTML = `${HEAD('cardbridge 自我測試 · self-test', 'selftest.js')}
+<body>
+<main>
+  <header><span class="brand">cardbridge</span> <span class="sub">跨平台網頁元件相容服務 · HiPKI-compatible local service</span></header>
+  <h1>自我測試 · Self-test</h1>
+  <p>版本 Version: <span id="version"></span></p>
+  <section>
+    <h2>讀卡機與卡片 · Readers and cards</h2>
+    <p id="summary" role="status">讀取中… Reading…</p>
+    <div id="slots"></div>
+    <button type="button" id="refresh" class="secondary">重新讀取 Read again</button>
+  </section>
+  <section>
+    <h2>簽章測試 · Signing test</h2>
+    <p class="note">輸入 PIN 碼以測試簽章；PIN 碼錯誤會用掉一次機會（共三次，錯三次鎖卡）。<br>
+    Type the PIN to test a signature. A wrong PIN uses up one of the card's tries (three wrong PINs block the card).</p>
+    <form id="signform">
+      <label for="pin">PIN 碼 · PIN</label>
+      <input id="pin" type="password" inputmode="numeric" autocomplete="off" minlength="6" maxlength="8" pattern="[0-9]{6,8}" required>
+      <div class="buttons"><button type="submit" id="sign">簽章測試 Test signing</button></div>
+    </form>
+    <p id="signresult" role="status"></p>
+  </section>
+</main>
+</body>
+</html>
+`;
+
+export const SELF_TEST_JS = `'use strict';
+(function () {
+  var $ = function (id) { return document.getElementById(id); };
+  function el(tag, text, cls) { var e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; }
+  function date(t) { return new Date(t * 1000).toISOString().slice(0, 10); }
+  function cn(dn) { var m = /(?:^|,)CN=([^,]*)/.exec(dn || ''); return m ? m[1] : dn; }
+
+  fetch('/', { cache: 'no-store' }).then(function (r) { return r.text(); }).then(function (t) {
+    var m = /version:([\\d.]+)/.exec(t); $('version').textContent = m ? m[1] : '?';
+  });
+
+  function load() {
+    $('summary').textContent = '讀取中… Reading…';
+    var slots = $('slots');
+    while (slots.firstChild) slots.removeChild(slots.firstChild);
+    fetch('/pkcs11info?withcert=true', { cache: 'no-store' }).then(function (r) { return r.json(); }).then(function (info) {
+      if (info.ret_code !== 0) { $('summary').textContent = (info.message || '') + ' (' + info.ret_code + ')'; return; }
+      var cards = 0;
+      info.slots.forEach(function (slot) {
+        var box = el('div', undefined, 'slot');
+        box.appendChild(el('p', '讀卡機 Reader: ' + slot.slotDescription, 'reader'));
+        if (!(slot.token instanceof Object)) { box.appendChild(el('p', '沒有可用的自然人憑證 No citizen certificate card', 'none')); slots.appendChild(box); return; }
+        cards++;
+        box.appendChild(el('p', '卡號 Card: ' + slot.token.serialNumber));
+        var list = el('ul');
+        (slot.token.certs || []).forEach(function (c) {
+          var who = c.label === 'CA Cert' ? cn(c.subjectDN) : cn(c.subjectDN) + (c.subjectID ? ' (…' + c.subjectID + ')' : '');
+          list.appendChild(el('li', c.label + ' · ' + c.usage + ' · ' + who + ' · ' + date(c.notBeforeT) + ' – ' + date(c.notAfterT)));
+        });
+        box.appendChild(list);
+        slots.appendChild(box);
+      });
+      $('summary').textContent = info.slots.length + ' 台讀卡機 reader(s), ' + cards + ' 張自然人憑證 citizen certificate card(s)';
+    }).catch(function () { $('summary').textContent = '無法連線 Cannot reach the service'; });
+  }
+  $('refresh').addEventListener('click', load);
+  load();
+
+  $('signform').addEventListener('submit', function (event) {
+    event.preventDefault();
+    var pin = $('pin').value;
+    $('pin').value = '';
+    $('sign').disabled = true;
+    $('signresult').textContent = '簽章中… Signing…';
+    var tbs = 'cardbridge self-test ' + new Date().toISOString();
+    var pkg = { func: 'MakeSignature', signatureType: 'PKCS1', tbs: tbs, tbsEncoding: 'NONE', hashAlgorithm: 'SHA256', pin: pin, withCardSN: 'true' };
+    fetch('/sign', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'tbsPackage=' + encodeURIComponent(JSON.stringify(pkg)), cache: 'no-store' })
+      .then(function (r) { return r.json(); })
+      .then(function (reply) {
+        $('signresult').textContent = reply.ret_code === 0
+          ? '成功：卡片簽章與憑證相符 OK: the card signed and the signature matches its certificate (' + reply.cardSN + ')'
+          : '失敗 Failed: ' + (reply.message || '') + ' — ' + (reply.message2 || '') + ' (ret_code ' + reply.ret_code + ', last_error ' + reply.last_error + ')';
+      })
+      .catch(function () { $('signresult').textContent = '無法連線 Cannot reach the service'; })
+      .then(function () { $('sign').disabled = false; });
+  });
+})();
+`;
+
+export const ADD_DOMAIN_HTML = `${HEAD('cardbridge 信任網站 · trust a site', 'adddomain.js')}
+<body>
+<main>
+  <header><span class="brand">cardbridge</span> <span class="sub">跨平台網頁元件相容服務 · HiPKI-compatible local service</span></header>
+  <section id="ask" hidden>
+    <p class="ask">是否允許這個網站使用您的自然人憑證？<br>Allow this site to use your citizen certificate card?</p>
+    <p class="origin" id="origin"></p>
+    <p class="note">允許後，該網站可讀取卡片憑證，並在您輸入 PIN 碼後簽章。只允許您信任的政府或機關網站。可用 <code>cardbridge sites revoke</code> 撤銷。<br>
+    Once allowed, the site can read the card's certificates and sign after you type your PIN on it. Only allow sites you trust; revoke with <code>cardbridge sites revoke</code>.</p>
+    <div class="buttons">
+      <button type="button" id="deny" class="secondary">取消 Cancel</button>
+      <button type="button" id="allow" disabled>允許 Allow</button>
+    </div>
+  </section>
+  <p class="message" id="message" role="status"></p>
+</main>
+</body>
+</html>
+`;
+
+export const ADD_DOMAIN_JS = `'use strict';
+(function () {
+  var $ = function (id) { return document.getElementById(id); };
+  var domain = new URLSearchParams(location.search).get('domain') || '';
+  if (!/^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$/.test(domain)) {
+    $('message').textContent = '網址不正確 Not a valid site name: ' + domain;
+    return;
+  }
+  $('origin').textContent = 'https://' + domain.toLowerCase();
+  $('ask').hidden = false;
+  // A moment before the button works: a click meant for the page that opened us must not land on it.
+  setTimeout(function () { $('allow').disabled = false; }, 800);
+  $('deny').addEventListener('click', function () { window.close(); $('message').textContent = '已取消 Cancelled'; $('ask').hidden = true; });
+  $('allow').addEventListener('click', function () {
+    $('allow').disabled = true;
+    fetch('/addDomain', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'domain=' + encodeURIComponent(domain), cache: 'no-store' })
+      .then(function (r) { return r.json(); })
+      .then(function (reply) {
+        $('ask').hidden = true;
+        $('message').textContent = reply.ret_code === 0
+          ? (reply.added ? '已允許 Allowed: ' : '早已允許 Already allowed: ') + reply.origin + ' — 請回到網頁重試 Return to the site and try again.'
+          : '失敗 Failed: ' + (reply.message2 || reply.message || reply.ret_code);
+      })
+      .catch(function () { $('message').textContent = '無法連線 Cannot reach the service'; });
+  });
+})();
+`;
+
+export const STYLE_CSS = `
+:root { color-scheme: light dark; font-family: system-ui, "Noto Sans TC", sans-serif; }
+body { margin: 0; display: flex; justify-content: center; }
+main { max-width: 40rem; width: 100%; padding: 1rem; }
+body.popup main { padding: .5rem; font-size: .9rem; }
+header { border-bottom: 1px solid #8884; padding-bottom: .5rem; margin-bottom: 1rem; }
+.brand { font-weight: 700; }
+.sub { opacity: .7; font-size: .9rem; }
+h1 { font-size: 1.3rem; } h2 { font-size: 1.1rem; }
+.origin { font-weight: 700; word-break: break-all; background: #ffd54f33; border: 1px solid #e0a800; padding: .4rem; border-radius: .4rem; }
+.slot { border: 1px solid #8884; border-radius: .4rem; padding: .5rem; margin: .5rem 0; }
+.reader { font-weight: 600; }
+.note { font-size: .9rem; opacity: .85; }
+label { display: block; margin: .5rem 0 .25rem; }
+input[type=password] { font-size: 1.2rem; letter-spacing: .3rem; padding: .3rem; }
+.buttons { display: flex; gap: .75rem; justify-content: flex-end; margin-top: 1rem; }
+button { font-size: 1rem; padding: .45rem 1rem; border-radius: .4rem; border: 1px solid #1565c0; background: #1565c0; color: white; cursor: pointer; }
+button.secondary { background: transparent; color: inherit; border-color: #8888; }
+button:disabled { opacity: .5; cursor: default; }
+.message { min-height: 1.5rem; }
+`;
