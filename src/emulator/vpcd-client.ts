@@ -97,6 +97,8 @@ export class VpcdCardSlot extends EventEmitter {
         this.retryTimer = setTimeout(() => {
           if (this.wantInserted && !this.socket) this.connect();
         }, this.reconnectDelayMs);
+        // Waiting for vpcd must never keep a finished test run or demo alive.
+        this.retryTimer.unref();
       }
     });
   }

@@ -66,8 +66,10 @@ describeSystem('MOICA card through real pcscd + vpcd', () => {
 
   afterEach(async () => {
     const since = events.events.length;
-    const removing = slots.splice(0).filter((s) => s.connected);
-    await Promise.all(removing.map((s) => s.remove()));
+    const all = slots.splice(0);
+    const removing = all.filter((s) => s.connected);
+    // Every slot, connected or still retrying, so none keeps reconnecting after the test.
+    await Promise.all(all.map((s) => s.remove()));
     for (let i = 0; i < removing.length; i++) await events.waitFor((e) => e.type === 'card-removed', 5000, since + i);
   });
 
