@@ -1,50 +1,22 @@
-import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { homedir, hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { chmod, chown, mkdir, readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { CardBridgeError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { defaultStateDir } from '../config/paths.js';
 import { SERVED_DNS_NAMES, SERVED_IP_ADDRESSES, issueLocalCertificates, pemBlocks, type IssueOptions } from './local-ca.js';
+
+// Re-exported for the certificate commands' callers; they live in config/ and util/.
+export { SYSTEM_STATE_DIR, defaultStateDir } from '../config/paths.js';
+export { writeFileAtomic } from '../util/atomic-file.js';
 
 /** Files in the state directory. The CA's private key is never among them. */
 export const CERT_FILES = { ca: 'ca.pem', server: 'server.pem', key: 'server-key.pem' } as const;
 
-/** Where a root-installed service keeps its state (systemd StateDirectory=cardbridge). */
-export const SYSTEM_STATE_DIR = '/var/lib/cardbridge';
-
 /** Renew (or warn) when fewer days than this are left. */
 export const RENEW_WITHIN_DAYS = 30;
-
-/**
- * The state directory: $CARDBRIDGE_STATE_DIR; else systemd's $STATE_DIRECTORY; else
- * /var/lib/cardbridge when running as root or when a system install created it; else
- * $XDG_STATE_HOME/cardbridge (~/.local/state/cardbridge).
- */
-export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CARDBRIDGE_STATE_DIR) return env.CARDBRIDGE_STATE_DIR;
-  if (env.STATE_DIRECTORY) return env.STATE_DIRECTORY.split(':')[0]!;
-  if (process.getuid?.() === 0 || existsSync(SYSTEM_STATE_DIR)) return SYSTEM_STATE_DIR;
-  return join(env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state'), 'cardbridge');
-}
-
-/** Writes through a temporary file in the same directory and renames it over the target. */
-export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
-  const temporary = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.chmod(mode); // the umask may have narrowed or (for 0644) not matter; be exact
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temporary, path);
-  } catch (e) {
-    await rm(temporary, { force: true });
-    throw e;
-  }
-}
 
 export interface ServerCertificate {
   stateDir: string;

@@ -4,7 +4,7 @@ import { lchown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promise
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { CA_NICKNAME, pemBlocks } from './local-ca.js';
-import { writeFileAtomic } from './store.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 /**
  * Installing the local CA where browsers and tools look for trust anchors on Linux: the

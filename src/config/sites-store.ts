@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CardBridgeError } from '../errors.js';
-import { writeFileAtomic } from '../certs/store.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { OriginPolicy, canonicalOrigin, validateOriginPattern } from '../server/security/origin-policy.js';
 
 /** What a site may do once the user said yes in cardbridge's window. */

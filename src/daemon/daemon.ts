@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { CardBridgeError, asCardBridgeError } from '../errors.js';
-import { defaultStateDir, ensureServerCertificate } from '../certs/store.js';
+import { ensureServerCertificate } from '../certs/store.js';
+import { defaultStateDir } from '../config/paths.js';
 import { SitesStore } from '../config/sites-store.js';
 import { createDemoReaders } from '../demo/demo-readers.js';
 import type { MockControl } from '../demo/mock-control.js';
@@ -98,6 +99,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const tls = await ensureServerCertificate(stateDir);
   if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');
   const audit = loggerAudit(logger);
+  const rateLimit = { ...config.rateLimit };
 
   /** Each listener's app, built only when enabled; all of them share the readers, services and allow-list. */
   const factories: Partial<Record<ListenerName, (port: number) => Promise<FastifyInstance>>> = {
@@ -107,17 +109,18 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         policy: () => sites.policy(),
         port,
         https: { key: tls.key, cert: tls.cert },
+        rateLimit,
         logger: logger.child({ listener: 'native' }),
         cards: { services, sites, audit },
         ...(control ? { mockControl: control } : {}),
       }),
     hipki: (port) =>
-      buildHipkiApp({ registry, moica: services.moica, sites, audit, port, logger: logger.child({ listener: 'hipki' }) }),
+      buildHipkiApp({ registry, moica: services.moica, sites, audit, port, rateLimit, logger: logger.child({ listener: 'hipki' }) }),
     'nhi-ws': (port) =>
-      buildNhiWsApp({ registry, nhi: services.nhi, sites, audit, port, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-ws' }) }),
-    'nhi-http': (port) => buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, logger: logger.child({ listener: 'nhi-http' }) }),
+      buildNhiWsApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-ws' }) }),
+    'nhi-http': (port) => buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, logger: logger.child({ listener: 'nhi-http' }) }),
     'nhi-https': (port) =>
-      buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-https' }) }),
+      buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-https' }) }),
   };
 
   const listeners: ListenerStatus[] = [];

@@ -1,4 +1,4 @@
-import { defaultStateDir } from '../../certs/store.js';
+import { defaultStateDir } from '../../config/paths.js';
 import { SitesStore } from '../../config/sites-store.js';
 import { loadConfig } from '../../daemon/config.js';
 import { parseCommandArgs } from '../args.js';
