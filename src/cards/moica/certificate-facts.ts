@@ -21,7 +21,8 @@ const OID = {
   rsaEncryption: '1.2.840.113549.1.1.1',
 } as const;
 
-const ATTRIBUTE_NAMES: Record<string, string> = {
+/** Short names of the distinguished-name attributes MOICA certificates use. */
+export const ATTRIBUTE_NAMES: Readonly<Record<string, string>> = {
   '2.5.4.3': 'CN',
   '2.5.4.5': 'serialNumber',
   '2.5.4.6': 'C',

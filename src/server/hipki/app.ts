@@ -14,6 +14,7 @@ import { type HipkiOperation, HipkiRequestError, RET, hipkiFailure } from './ret
 import { type TbsPackage, field, funcOf, parseTbsPackage } from './tbs-package.js';
 import { type HipkiContext, decryptData, makeSignature, pkcs11Info, readerOf } from './operations.js';
 import { MAX_BMP_TEXT, asciiJson, textToBmp } from '../shared/json-bitmap.js';
+import { trustedPage } from '../shared/trusted-page.js';
 import {
   ADD_DOMAIN_HTML,
   ADD_DOMAIN_JS,
@@ -76,17 +77,8 @@ function pathOf(request: FastifyRequest): string {
 }
 
 /** Pages served by the bridge: own scripts and styles only, never framed, talk only to us. */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
-
 function page(reply: FastifyReply, type: string, body: string): FastifyReply {
-  return reply
-    .type(type)
-    .header('Content-Security-Policy', CSP)
-    .header('X-Frame-Options', 'DENY')
-    .header('X-Content-Type-Options', 'nosniff')
-    .header('Referrer-Policy', 'no-referrer')
-    .header('Cache-Control', 'no-store')
-    .send(body);
+  return trustedPage(reply, type).send(body);
 }
 
 function json(reply: FastifyReply, body: Reply, status = 200): FastifyReply {

@@ -2,7 +2,7 @@ import { CardBridgeError } from '../../errors.js';
 import type { ReaderRegistry } from '../../readers/types.js';
 import type { MoicaService, MoicaSignFormat } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
-import { parseCertificate } from '../../cards/moica/certificate-facts.js';
+import { ATTRIBUTE_NAMES as FACT_ATTRIBUTE_NAMES, parseCertificate } from '../../cards/moica/certificate-facts.js';
 import type { Pkcs1HashName } from '../../crypto/pkcs1.js';
 import { RET, HipkiRequestError } from './ret-codes.js';
 import { type TbsPackage, decodeBase64, field, flag } from './tbs-package.js';
@@ -65,16 +65,8 @@ export function objectIdBytes(id: string): Buffer {
   return Buffer.from(id, 'latin1');
 }
 
-const ATTRIBUTE_NAMES: Record<string, string> = {
-  '2.5.4.3': 'CN',
-  '2.5.4.5': 'serialNumber',
-  '2.5.4.6': 'C',
-  '2.5.4.7': 'L',
-  '2.5.4.8': 'ST',
-  '2.5.4.10': 'O',
-  '2.5.4.11': 'OU',
-  '1.2.840.113549.1.9.1': 'E',
-};
+/** As HiPKI's subjectDN/issuerDN write them: the usual short names, and `E` for the e-mail address. */
+const ATTRIBUTE_NAMES: Readonly<Record<string, string>> = { ...FACT_ATTRIBUTE_NAMES, '1.2.840.113549.1.9.1': 'E' };
 
 /** `C=TW,CN=…,serialNumber=…`: the certificate's own attribute order, comma-joined as pages expect. */
 function distinguishedNames(der: Buffer): { subject: string; issuer: string } {

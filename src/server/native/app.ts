@@ -65,7 +65,8 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     // Hosts are checked by the guard; fastify must not trust proxy headers on a local socket.
     trustProxy: false,
   } as FastifyServerOptions;
-  if (options.https) fastifyOptions.https = options.https;
+  // A client that connects and never starts TLS is bounded too (Node's default is 120 s).
+  if (options.https) fastifyOptions.https = { ...options.https, handshakeTimeout: Math.min(options.requestTimeoutMs ?? 30_000, 10_000) } as NativeAppOptions['https'];
   const app = Fastify(fastifyOptions as FastifyServerOptions) as unknown as FastifyInstance;
 
   const guardOptions = {

@@ -1,21 +1,9 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CardBridgeError } from '../../errors.js';
 import { canonicalOrigin } from '../security/origin-policy.js';
+import { trustedPage } from '../shared/trusted-page.js';
 import { APPROVE_CSS, APPROVE_HTML, APPROVE_JS } from './ui-assets.js';
 import type { PendingRequests, Submission } from './pending.js';
-
-/** The window may not be framed, may load only its own files, and may talk only to us. */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
-
-function secure(reply: FastifyReply, type: string): FastifyReply {
-  return reply
-    .type(type)
-    .header('Content-Security-Policy', CSP)
-    .header('X-Frame-Options', 'DENY')
-    .header('X-Content-Type-Options', 'nosniff')
-    .header('Referrer-Policy', 'no-referrer')
-    .header('Cache-Control', 'no-store');
-}
 
 export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests, ownOrigins: ReadonlySet<string>): void {
   /**
@@ -39,14 +27,14 @@ export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests,
 
   const idParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{10,64}$' } }, required: ['id'] } as const;
 
-  app.get('/ui/approve/:id', { schema: { params: idParams } }, async (_request, reply) => secure(reply, 'text/html; charset=utf-8').send(APPROVE_HTML));
-  app.get('/ui/approve.js', async (_request, reply) => secure(reply, 'text/javascript; charset=utf-8').send(APPROVE_JS));
-  app.get('/ui/approve.css', async (_request, reply) => secure(reply, 'text/css; charset=utf-8').send(APPROVE_CSS));
+  app.get('/ui/approve/:id', { schema: { params: idParams } }, async (_request, reply) => trustedPage(reply, 'text/html; charset=utf-8').send(APPROVE_HTML));
+  app.get('/ui/approve.js', async (_request, reply) => trustedPage(reply, 'text/javascript; charset=utf-8').send(APPROVE_JS));
+  app.get('/ui/approve.css', async (_request, reply) => trustedPage(reply, 'text/css; charset=utf-8').send(APPROVE_CSS));
 
   app.get('/ui/api/requests/:id', { schema: { params: idParams } }, async (request, reply) => {
     fromOwnPage(request);
     const { id } = request.params as { id: string };
-    return secure(reply, 'application/json').send(pending.uiView(id, secretOf(request)));
+    return trustedPage(reply, 'application/json').send(pending.uiView(id, secretOf(request)));
   });
 
   const submitBody = {
@@ -62,6 +50,6 @@ export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests,
   app.post('/ui/api/requests/:id', { schema: { params: idParams, body: submitBody } }, async (request, reply) => {
     fromOwnPage(request);
     const { id } = request.params as { id: string };
-    return secure(reply, 'application/json').send(await pending.submit(id, secretOf(request), request.body as Submission));
+    return trustedPage(reply, 'application/json').send(await pending.submit(id, secretOf(request), request.body as Submission));
   });
 }

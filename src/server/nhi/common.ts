@@ -46,7 +46,8 @@ export function createNhiFastify(options: NhiListenerOptions, https: { key: stri
     connectionTimeout: options.requestTimeoutMs ?? 30_000,
     trustProxy: false,
   } as FastifyServerOptions;
-  if (https) fastifyOptions.https = https;
+  // A client that connects and never starts TLS is bounded too (Node's default is 120 s).
+  if (https) fastifyOptions.https = { ...https, handshakeTimeout: Math.min(options.requestTimeoutMs ?? 30_000, 10_000) } as typeof https;
   const app = Fastify(fastifyOptions as FastifyServerOptions) as unknown as FastifyInstance;
   // Every answer says it is the agent, as the official one does — refusals included.
   app.addHook('onRequest', async (_request, reply) => {

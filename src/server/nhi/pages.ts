@@ -1,21 +1,11 @@
-import type { FastifyReply } from 'fastify';
+import { trustedPage } from '../shared/trusted-page.js';
 import { NHI_OK, NHI_SERVICE_ERROR } from './error-codes.js';
 
 /** The official agent's Server header, which some pages and support scripts look for. */
 export const NHI_SERVER_HEADER = 'NHIICC-/1.0';
 
-/** Bridge-served pages: no framing, nothing foreign, no referrer, no caching. */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
-
-export function securePage(reply: FastifyReply, type: string): FastifyReply {
-  return reply
-    .type(type)
-    .header('Content-Security-Policy', CSP)
-    .header('X-Frame-Options', 'DENY')
-    .header('X-Content-Type-Options', 'nosniff')
-    .header('Referrer-Policy', 'no-referrer')
-    .header('Cache-Control', 'no-store');
-}
+/** Bridge-served pages: no framing, nothing foreign, no referrer, no caching (shared/trusted-page.ts). */
+export const securePage = trustedPage;
 
 /**
  * `GET /`: users open https://localhost:7777 (or iccert.nhi.gov.tw:7777) to accept the
