@@ -14,6 +14,11 @@ export interface DaemonConfig {
   /** NHI's cloud SAM (official: cloudicap.nhi.gov.tw:443, raw TCP). */
   nhiSam: { host: string; port: number; connectTimeoutMs: number; stepTimeoutMs: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /**
+   * Each listener's token bucket per calling origin (requests without an Origin share one
+   * bucket). The defaults suit a person at a browser; the benchmark raises them.
+   */
+  rateLimit: { perSecond: number; burst: number };
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -21,6 +26,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   listeners: Object.fromEntries(DEFAULT_LISTENERS.map((l) => [l.name, { enabled: true, port: l.port }])) as DaemonConfig['listeners'],
   nhiSam: { host: 'cloudicap.nhi.gov.tw', port: 443, connectTimeoutMs: 5000, stepTimeoutMs: 10_000 },
   logLevel: 'info',
+  rateLimit: { perSecond: 20, burst: 40 },
 };
 
 function bad(file: string, message: string): CardBridgeError {
@@ -45,7 +51,7 @@ export function loadConfig(file?: string): DaemonConfig {
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad(file, 'expected a JSON object');
   const input = raw as Record<string, unknown>;
-  const known = ['stateDir', 'allowedOrigins', 'listeners', 'nhiSam', 'logLevel'];
+  const known = ['stateDir', 'allowedOrigins', 'listeners', 'nhiSam', 'logLevel', 'rateLimit'];
   for (const key of Object.keys(input)) if (!known.includes(key)) throw bad(file, `unknown setting "${key}" (known: ${known.join(', ')})`);
   const config = structuredClone(DEFAULT_CONFIG);
   if (input.stateDir !== undefined) {
@@ -86,6 +92,18 @@ export function loadConfig(file?: string): DaemonConfig {
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
     if (typeof input.logLevel !== 'string' || !levels.includes(input.logLevel)) throw bad(file, `logLevel must be one of ${levels.join(', ')}`);
     config.logLevel = input.logLevel as DaemonConfig['logLevel'];
+  }
+  if (input.rateLimit !== undefined) {
+    const limit = input.rateLimit as Record<string, unknown>;
+    const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+    if (!limit || typeof limit !== 'object' || Array.isArray(limit)) throw bad(file, 'rateLimit must be an object like {"perSecond": 20, "burst": 40}');
+    for (const key of Object.keys(limit)) if (key !== 'perSecond' && key !== 'burst') throw bad(file, `unknown setting "rateLimit.${key}" (known: perSecond, burst)`);
+    if (limit.perSecond !== undefined && !positive(limit.perSecond)) throw bad(file, 'rateLimit.perSecond must be a positive number');
+    if (limit.burst !== undefined && !positive(limit.burst)) throw bad(file, 'rateLimit.burst must be a positive number');
+    config.rateLimit = {
+      perSecond: (limit.perSecond as number | undefined) ?? config.rateLimit.perSecond,
+      burst: (limit.burst as number | undefined) ?? config.rateLimit.burst,
+    };
   }
   return config;
 }

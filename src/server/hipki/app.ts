@@ -108,6 +108,9 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
     requestTimeout: options.requestTimeoutMs ?? 180_000,
     connectionTimeout: options.requestTimeoutMs ?? 180_000,
     trustProxy: false,
+    // A URL fastify cannot decode (e.g. "%zz") is answered in HiPKI JSON too, not in fastify's own format.
+    frameworkErrors: (_error: Error, _request: FastifyRequest, reply: FastifyReply) =>
+      json(reply, { ...hipkiFailure(new HipkiRequestError(RET.PARAM_ERROR, 'Malformed URL'), 'other') }, 400),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
   installGuard(app, {

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { readFile } from 'node:fs/promises';
@@ -64,6 +64,8 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     connectionTimeout: options.requestTimeoutMs ?? 30_000,
     // Hosts are checked by the guard; fastify must not trust proxy headers on a local socket.
     trustProxy: false,
+    // A URL fastify cannot decode (e.g. "%zz") is answered as problem JSON too, not in fastify's own format.
+    frameworkErrors: (error: Error, _request: unknown, reply: FastifyReply) => sendProblem(reply, new CardBridgeError('InvalidInput', `Invalid request: ${error.message}`)),
   } as FastifyServerOptions;
   // A client that connects and never starts TLS is bounded too (Node's default is 120 s).
   if (options.https) fastifyOptions.https = { ...options.https, handshakeTimeout: Math.min(options.requestTimeoutMs ?? 30_000, 10_000) } as NativeAppOptions['https'];

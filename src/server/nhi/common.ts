@@ -9,6 +9,7 @@ import { type GuardOptions, installGuard } from '../security/guard.js';
 import { allowedHosts } from '../security/loopback.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import type { RandomSource } from './legacy-crypto.js';
+import { NHI_UNKNOWN_COMMAND } from './error-codes.js';
 import { NHI_SERVER_HEADER, PAGE_CSS, TRUSTED_PAGE_HTML, securePage } from './pages.js';
 
 export const NHI_WS_DEFAULT_PORT = 7777;
@@ -45,6 +46,9 @@ export function createNhiFastify(options: NhiListenerOptions, https: { key: stri
     requestTimeout: options.requestTimeoutMs ?? 30_000,
     connectionTimeout: options.requestTimeoutMs ?? 30_000,
     trustProxy: false,
+    // A URL fastify cannot decode (e.g. "%zz") is answered in the agent's format, not fastify's own.
+    frameworkErrors: (_error: Error, _request: unknown, reply: FastifyReply) =>
+      reply.code(400).header('Server', NHI_SERVER_HEADER).type('application/json; charset=utf-8').send({ result: NHI_UNKNOWN_COMMAND }),
   } as FastifyServerOptions;
   // A client that connects and never starts TLS is bounded too (Node's default is 120 s).
   if (https) fastifyOptions.https = { ...https, handshakeTimeout: Math.min(options.requestTimeoutMs ?? 30_000, 10_000) } as typeof https;

@@ -91,6 +91,8 @@ describe('config file', () => {
     expect(config.listeners.hipki).toEqual({ enabled: false, port: 61161 });
     expect(config.listeners['nhi-ws']).toEqual({ enabled: true, port: 7777 });
     expect(config.nhiSam).toMatchObject({ host: '127.0.0.1', port: 7000 });
+    expect(config.rateLimit).toEqual({ perSecond: 20, burst: 40 });
+    expect(loadConfig(write('{"rateLimit":{"perSecond":1000}}')).rateLimit).toEqual({ perSecond: 1000, burst: 40 });
   });
 
   it.each([
@@ -101,6 +103,8 @@ describe('config file', () => {
     ['a bad port', '{"listeners":{"native":{"port":70000}}}', /port number/],
     ['a bad level', '{"logLevel":"loud"}', /logLevel/],
     ['an unknown listener', '{"listeners":{"hipky":{}}}', /unknown listener "hipky"/],
+    ['a bad rate limit', '{"rateLimit":{"perSecond":0}}', /rateLimit.perSecond/],
+    ['a rate-limit typo', '{"rateLimit":{"perSec":5}}', /unknown setting "rateLimit.perSec"/],
   ])('explains %s', (_name, content, message) => {
     expect(() => loadConfig(write(content))).toThrow(message);
   });
