@@ -50,8 +50,8 @@ export const demoCommand: CliCommand = {
     if (!Number.isInteger(sitePort) || sitePort < 1 || sitePort > 65535) throw new UsageError('--site-port takes a port number');
     const config = loadConfig(values.config);
     const stateDir = values['state-dir'] ?? demoStateDir();
-    // JSON logs would drown the demo's own lines; warnings and errors still show.
-    const daemon = await startDaemon({ config, mock: true, logger: createLogger('warn', process.stderr), stateDir, extraOrigins: [`https://localhost:${sitePort}`] });
+    // JSON logs would drown the demo's own lines (which say what the warnings would); errors still show.
+    const daemon = await startDaemon({ config, mock: true, logger: createLogger('error', process.stderr), stateDir, extraOrigins: [`https://localhost:${sitePort}`] });
     const native = daemon.listeners.find((l) => l.name === 'native' && l.url);
     let site: FastifyInstance | undefined;
     if (native?.url && daemon.mock) {
