@@ -1,5 +1,6 @@
 import { type CommandApdu, decodeCommand, encodeResponse } from '../pcsc/apdu.js';
 import type { VirtualCard } from './virtual-card.js';
+import { T0ResponseChain } from './t0-chain.js';
 
 export interface TestCardOptions {
   atr?: Buffer;
@@ -32,7 +33,7 @@ export class GenericTestCard implements VirtualCard {
   private readonly aids: Buffer[];
   private readonly dataObject: Buffer;
   private readonly t0: boolean;
-  private pending: Buffer | undefined;
+  private readonly chain = new T0ResponseChain();
 
   constructor(options: TestCardOptions = {}) {
     this.atr = options.atr ?? DEFAULT_ATR;
@@ -43,7 +44,7 @@ export class GenericTestCard implements VirtualCard {
 
   reset(): void {
     this.resets++;
-    this.pending = undefined;
+    this.chain.clear();
   }
 
   process(raw: Buffer): Buffer {
@@ -54,8 +55,8 @@ export class GenericTestCard implements VirtualCard {
     } catch {
       return reply(Buffer.alloc(0), 0x6700);
     }
-    if (command.ins === 0xc0) return this.getResponse(command);
-    this.pending = undefined;
+    if (command.ins === 0xc0) return this.chain.getResponse(command.le);
+    this.chain.clear();
     switch (command.ins) {
       case 0xa4:
         if (command.p1 !== 0x04) return reply(Buffer.alloc(0), 0x6a86);
@@ -64,7 +65,7 @@ export class GenericTestCard implements VirtualCard {
         return this.answerCase2(command, this.dataObject);
       case 0xee: {
         const data = Buffer.from(command.data ?? []);
-        if (this.t0) return this.startChain(data);
+        if (this.t0) return this.chain.start(data);
         return reply(data.subarray(0, command.le ?? data.length), 0x9000);
       }
       default:
@@ -74,23 +75,8 @@ export class GenericTestCard implements VirtualCard {
 
   private answerCase2(command: CommandApdu, data: Buffer): Buffer {
     if (!this.t0) return reply(data.subarray(0, command.le ?? 0), 0x9000);
-    if (data.length > 256) return this.startChain(data);
+    if (data.length > 256) return this.chain.start(data);
     if (command.le !== data.length) return reply(Buffer.alloc(0), 0x6c00 | (data.length & 0xff));
     return reply(data, 0x9000);
-  }
-
-  private startChain(data: Buffer): Buffer {
-    if (data.length === 0) return reply(Buffer.alloc(0), 0x9000);
-    this.pending = data;
-    return reply(Buffer.alloc(0), 0x6100 | (Math.min(data.length, 256) & 0xff));
-  }
-
-  private getResponse(command: CommandApdu): Buffer {
-    const pending = this.pending;
-    if (!pending) return reply(Buffer.alloc(0), 0x6985);
-    const chunk = pending.subarray(0, Math.min(command.le ?? 256, 256));
-    const rest = pending.subarray(chunk.length);
-    this.pending = rest.length > 0 ? rest : undefined;
-    return reply(chunk, rest.length > 0 ? 0x6100 | (Math.min(rest.length, 256) & 0xff) : 0x9000);
   }
 }

@@ -12,6 +12,7 @@ import {
   NHI_SAM_AUTH_DATA_LENGTH,
 } from '../../cards/nhi/commands.js';
 import type { VirtualCard } from '../virtual-card.js';
+import { T0ResponseChain } from '../t0-chain.js';
 import { nhiTestCardKey, nhiTestCardReply } from './test-auth.js';
 
 /** A made-up identity for a virtual card. Every fixture below is obviously fake. */
@@ -157,7 +158,7 @@ export class VirtualNhiCard implements VirtualCard {
   private readonly options: VirtualNhiCardOptions;
   private readonly random: (length: number) => Buffer;
   private challenge: Buffer | undefined;
-  private pending: Buffer | undefined;
+  private readonly chain = new T0ResponseChain();
 
   constructor(options: VirtualNhiCardOptions = {}) {
     this.options = options;
@@ -177,7 +178,7 @@ export class VirtualNhiCard implements VirtualCard {
   reset(): void {
     this.resets++;
     this.challenge = undefined;
-    this.pending = undefined;
+    this.chain.clear();
   }
 
   process(raw: Buffer): Buffer {
@@ -189,8 +190,8 @@ export class VirtualNhiCard implements VirtualCard {
       return reply(Buffer.alloc(0), 0x6700);
     }
     if (command.cla !== 0x00) return reply(Buffer.alloc(0), 0x6e00);
-    if (command.ins === 0xc0) return this.getResponse(command);
-    this.pending = undefined;
+    if (command.ins === 0xc0) return this.chain.getResponse(command.le);
+    this.chain.clear();
     switch (command.ins) {
       case 0xa4:
         return this.select(command);
@@ -262,16 +263,6 @@ export class VirtualNhiCard implements VirtualCard {
       return reply(Buffer.alloc(0), 0x6c00 | (data.length & 0xff));
     }
     if (!command.data) return reply(data, 0x9000);
-    this.pending = data;
-    return reply(Buffer.alloc(0), 0x6100 | (data.length & 0xff));
-  }
-
-  private getResponse(command: CommandApdu): Buffer {
-    const pending = this.pending;
-    if (!pending) return reply(Buffer.alloc(0), 0x6985);
-    const chunk = pending.subarray(0, Math.min(command.le ?? 256, 256, pending.length));
-    const rest = pending.subarray(chunk.length);
-    this.pending = rest.length > 0 ? rest : undefined;
-    return reply(chunk, rest.length > 0 ? 0x6100 | (Math.min(rest.length, 256) & 0xff) : 0x9000);
+    return this.chain.start(data);
   }
 }
