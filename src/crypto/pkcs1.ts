@@ -55,12 +55,15 @@ function checkModulusLength(modulusLength: number): void {
   }
 }
 
-/** `00 01 FF..FF 00 ‖ DigestInfo`, exactly `modulusLength` bytes (256 for the card's RSA-2048). */
-export function pkcs1v15SignatureBlock(modulusLength: number, hash: Pkcs1HashName, digest: Uint8Array): Buffer {
+/**
+ * Type-1 padding around any payload: `00 01 FF..FF 00 ‖ payload`, exactly `modulusLength` bytes,
+ * with at least 8 bytes of FF (RFC 8017 §9.2).
+ */
+export function pkcs1Type1Pad(modulusLength: number, payload: Uint8Array): Buffer {
   checkModulusLength(modulusLength);
-  const t = pkcs1DigestInfo(hash, digest);
+  const t = requireBytes('payload', payload);
   if (modulusLength < t.length + PKCS1_OVERHEAD) {
-    throw invalidInput(`A ${modulusLength}-byte modulus is too short for a ${hash} DigestInfo`);
+    throw invalidInput(`A ${modulusLength}-byte modulus is too short for ${t.length} bytes of payload`);
   }
   const block = Buffer.alloc(modulusLength, 0xff);
   block[0] = 0x00;
@@ -68,6 +71,16 @@ export function pkcs1v15SignatureBlock(modulusLength: number, hash: Pkcs1HashNam
   block[modulusLength - t.length - 1] = 0x00;
   t.copy(block, modulusLength - t.length);
   return block;
+}
+
+/** `00 01 FF..FF 00 ‖ DigestInfo`, exactly `modulusLength` bytes (256 for the card's RSA-2048). */
+export function pkcs1v15SignatureBlock(modulusLength: number, hash: Pkcs1HashName, digest: Uint8Array): Buffer {
+  checkModulusLength(modulusLength);
+  const t = pkcs1DigestInfo(hash, digest);
+  if (modulusLength < t.length + PKCS1_OVERHEAD) {
+    throw invalidInput(`A ${modulusLength}-byte modulus is too short for a ${hash} DigestInfo`);
+  }
+  return pkcs1Type1Pad(modulusLength, t);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { constants, createHash, publicDecrypt, X509Certificate } from 'node:crypto';
 import { CardBridgeError } from '../../errors.js';
 import type { CardSession, ReaderRegistry } from '../../readers/types.js';
-import { type Pkcs1HashName, pkcs1DigestLength, pkcs1v15SignatureBlock } from '../../crypto/pkcs1.js';
+import { type Pkcs1HashName, pkcs1DigestLength, pkcs1Type1Pad, pkcs1v15SignatureBlock } from '../../crypto/pkcs1.js';
 import { createCmsSignedData } from '../../crypto/cms.js';
 import { openMoicaCard } from '../../cards/moica/open.js';
 import {
@@ -74,14 +74,6 @@ function invalid(message: string): CardBridgeError {
   return new CardBridgeError('InvalidInput', message);
 }
 
-function rawSignatureBlock(payload: Buffer): Buffer {
-  const block = Buffer.alloc(MOICA_MODULUS_LENGTH, 0xff);
-  block[0] = 0x00;
-  block[1] = 0x01;
-  block[MOICA_MODULUS_LENGTH - payload.length - 1] = 0x00;
-  payload.copy(block, MOICA_MODULUS_LENGTH - payload.length);
-  return block;
-}
 
 function findKey(certificates: MoicaCertificate[], id: string, role: 'sign' | 'encrypt'): MoicaCertificate & { keyReference: number } {
   const match =
@@ -156,7 +148,7 @@ export class MoicaService {
       };
       let signature: Buffer;
       if (format === 'raw') {
-        signature = await privateSign(rawSignatureBlock(data!));
+        signature = await privateSign(pkcs1Type1Pad(MOICA_MODULUS_LENGTH, data!));
       } else if (format === 'pkcs1') {
         signature = await privateSign(pkcs1v15SignatureBlock(MOICA_MODULUS_LENGTH, hash, digest!));
       } else {

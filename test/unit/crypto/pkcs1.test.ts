@@ -13,6 +13,7 @@ import {
 import {
   pkcs1DigestInfo,
   pkcs1DigestLength,
+  pkcs1Type1Pad,
   pkcs1v15SignatureBlock,
   pkcs1v15Type2Unpad,
   type Pkcs1HashName,
@@ -71,6 +72,22 @@ describe('PKCS#1 v1.5 signature block', () => {
     expect(isCardBridgeError(caught(() => pkcs1v15SignatureBlock(K, 'md5' as Pkcs1HashName, Buffer.alloc(16))), 'InvalidInput')).toBe(true);
     expect(isCardBridgeError(caught(() => pkcs1v15SignatureBlock(64, 'sha512', Buffer.alloc(64))), 'InvalidInput')).toBe(true);
     expect(isCardBridgeError(caught(() => pkcs1v15SignatureBlock(255.5, 'sha256', Buffer.alloc(32))), 'InvalidInput')).toBe(true);
+  });
+});
+
+describe('PKCS#1 v1.5 type-1 padding of any payload', () => {
+  it('is 00 01, FF bytes, 00, then the payload, at exactly the modulus length', () => {
+    const block = pkcs1Type1Pad(64, Buffer.from('abc'));
+    expect(block).toHaveLength(64);
+    expect(block.subarray(0, 2)).toEqual(Buffer.from([0x00, 0x01]));
+    expect(block.subarray(2, 60).every((b) => b === 0xff)).toBe(true);
+    expect(block[60]).toBe(0x00);
+    expect(block.subarray(61).toString()).toBe('abc');
+  });
+
+  it('refuses a payload that leaves fewer than 8 bytes of padding', () => {
+    expect(() => pkcs1Type1Pad(64, Buffer.alloc(54))).toThrow(/too short/);
+    expect(pkcs1Type1Pad(64, Buffer.alloc(53))).toHaveLength(64);
   });
 });
 
