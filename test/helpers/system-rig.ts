@@ -49,22 +49,27 @@ export function systemRigProblem(): string | undefined {
 }
 
 /**
- * `describe` for tests that need the rig: skips with a printed reason when it is missing,
- * and fails instead when CARDBRIDGE_REQUIRE_SYSTEM_TESTS=1 (CI), so nothing is skipped silently.
+ * `describe` for tests that need something this machine may lack (`problem` says what, or is
+ * undefined): skips with a printed reason, and fails instead when
+ * CARDBRIDGE_REQUIRE_SYSTEM_TESTS=1 (CI), so nothing is skipped silently.
  */
-export function describeSystem(name: string, body: () => void): void {
-  const problem = systemRigProblem();
+export function describeGated(name: string, problem: string | undefined, body: () => void): void {
   if (!problem) return describe(name, body);
   if (process.env.CARDBRIDGE_REQUIRE_SYSTEM_TESTS === '1') {
     describe(name, () => {
-      it('has the system test rig', () => {
+      it('has what it needs', () => {
         throw new Error(`CARDBRIDGE_REQUIRE_SYSTEM_TESTS=1 but ${problem}`);
       });
     });
     return;
   }
-  process.stderr.write(`[cardbridge] skipping system tests "${name}": ${problem}\n`);
+  process.stderr.write(`[cardbridge] skipping "${name}": ${problem}\n`);
   describe.skip(name, body);
+}
+
+/** `describe` for tests that need the pcscd + vpcd rig. */
+export function describeSystem(name: string, body: () => void): void {
+  describeGated(name, systemRigProblem(), body);
 }
 
 function vpcdListening(port: number): boolean {

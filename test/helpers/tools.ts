@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { which } from '../../src/certs/trust.js';
+import { describeGated } from './system-rig.js';
 
 /**
  * `it` when every listed program is installed, else `it.skip` with the reason printed — or a
@@ -29,18 +30,7 @@ export function missingTools(tools: string[], packages: string[] = []): string |
   return missing.length ? `${missing.join(', ')} not installed` : undefined;
 }
 
-/** `describe` gated like describeSystem: skips with a printed reason, or fails in CI. */
+/** `describe` gated like describeSystem, on programs and npm packages. */
 export function describeWithTools(name: string, tools: string[], packages: string[], body: () => void): void {
-  const problem = missingTools(tools, packages);
-  if (!problem) return describe(name, body);
-  if (process.env.CARDBRIDGE_REQUIRE_SYSTEM_TESTS === '1') {
-    describe(name, () => {
-      it('has what it needs', () => {
-        throw new Error(`CARDBRIDGE_REQUIRE_SYSTEM_TESTS=1 but ${problem}`);
-      });
-    });
-    return;
-  }
-  process.stderr.write(`[cardbridge] skipping "${name}": ${problem}\n`);
-  describe.skip(name, body);
+  describeGated(name, missingTools(tools, packages), body);
 }
