@@ -8,6 +8,7 @@ import {
   NHI_TEST_IDENTITY_UNDECODABLE,
   encodeNhiBasicData,
 } from '../../../src/emulator/nhi/virtual-nhi-card.js';
+import { EXPECTED_TEST_BASIC_DATA } from './helpers.js';
 
 function record(): Buffer {
   return encodeNhiBasicData(NHI_TEST_IDENTITY);
@@ -38,17 +39,7 @@ describe('NHI basic data record (57 bytes)', () => {
       Buffer.from('1040601', 'ascii'),
     ]);
     expect(bytes.length).toBe(57);
-    expect(parseNhiBasicData(bytes)).toEqual({
-      cardNumber: '000011112222',
-      name: '王小明',
-      nameComplete: true,
-      idNumber: 'A123456789',
-      birthDate: '1985-03-15',
-      birthDateRoc: '0740315',
-      sex: 'M',
-      issueDate: '2015-06-01',
-      issueDateRoc: '1040601',
-    });
+    expect(parseNhiBasicData(bytes)).toEqual(EXPECTED_TEST_BASIC_DATA);
   });
 
   it('does not use the wrong offsets of the snippet circulating online', () => {

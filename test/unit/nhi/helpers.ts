@@ -56,3 +56,19 @@ export async function caught<E = Error>(promise: Promise<unknown>): Promise<E> {
   }
   throw new Error('expected the promise to reject');
 }
+
+/**
+ * What the driver must decode from the default virtual card (NHI_TEST_IDENTITY), written out
+ * literally so the tests do not derive their expectation from the fixture they check.
+ */
+export const EXPECTED_TEST_BASIC_DATA = {
+      cardNumber: '000011112222',
+      name: '王小明',
+      nameComplete: true,
+      idNumber: 'A123456789',
+      birthDate: '1985-03-15',
+      birthDateRoc: '0740315',
+      sex: 'M',
+      issueDate: '2015-06-01',
+      issueDateRoc: '1040601',
+} as const;

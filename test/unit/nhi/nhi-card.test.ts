@@ -11,6 +11,7 @@ import {
 import { GenericTestCard } from '../../../src/emulator/test-card.js';
 import type { VirtualCard } from '../../../src/emulator/virtual-card.js';
 import { createApduTransport } from '../../../src/pcsc/transport.js';
+import { EXPECTED_TEST_BASIC_DATA } from './helpers.js';
 
 function driverFor(card: VirtualCard): NhiCard {
   return new NhiCard(createApduTransport(async (command) => Buffer.from(await card.process(command))));
@@ -40,17 +41,7 @@ describe('NhiCard driver', () => {
   it('reads the basic data with byte-exact APDUs (T=1)', async () => {
     const card = new VirtualNhiCard();
     const basic = await driverFor(card).readBasic();
-    expect(basic).toEqual({
-      cardNumber: '000011112222',
-      name: '王小明',
-      nameComplete: true,
-      idNumber: 'A123456789',
-      birthDate: '1985-03-15',
-      birthDateRoc: '0740315',
-      sex: 'M',
-      issueDate: '2015-06-01',
-      issueDateRoc: '1040601',
-    });
+    expect(basic).toEqual(EXPECTED_TEST_BASIC_DATA);
     expect(sent(card)).toEqual([SELECT, READ_BASIC]);
   });
 

@@ -5,7 +5,7 @@ import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { nhiErrorCode } from '../../../src/server/nhi/error-codes.js';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
 import type { SamSession } from '../../../src/services/nhi/sam-client.js';
-import { SelfRemovingCard, caught, failingCard } from './helpers.js';
+import { EXPECTED_TEST_BASIC_DATA, SelfRemovingCard, caught, failingCard } from './helpers.js';
 
 const R0 = 'Reader 0';
 const R1 = 'Reader 1';
@@ -23,15 +23,7 @@ describe('NhiService.readBasic', () => {
     const registry = await registryWith({ [R1]: new VirtualNhiCard({ t0: true, terminationFlag: '1' }) });
     const info = await new NhiService(registry).readBasic();
     expect(info).toEqual({
-      cardNumber: '000011112222',
-      name: '王小明',
-      nameComplete: true,
-      idNumber: 'A123456789',
-      birthDate: '1985-03-15',
-      birthDateRoc: '0740315',
-      sex: 'M',
-      issueDate: '2015-06-01',
-      issueDateRoc: '1040601',
+      ...EXPECTED_TEST_BASIC_DATA,
       cardTermination: '1',
       reader: R1,
     });
