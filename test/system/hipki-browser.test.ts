@@ -124,6 +124,17 @@ async function chtFlow(b64Tbs) {
   return steps;
 }
 
+/* ——— (2b) the vendor library's popups for functions cardbridge lacks ——— */
+async function vendorPopups(paths) {
+  var answers = [];
+  for (var i = 0; i < paths.length; i++) {
+    var started = Date.now();
+    var reply = JSON.parse(await viaPopup(paths[i], 'vendorPopup' + i, chtPackage('MakeSignature', { tbs: 'dGJz', tbsEncoding: 'base64' })));
+    answers.push({ path: paths[i], func: reply.func, ret_code: reply.ret_code, ms: Date.now() - started });
+  }
+  return answers;
+}
+
 /* ——— (3) p11Image.bmp through a canvas ——— */
 function readImage() {
   return new Promise(function (resolve) {
@@ -281,6 +292,21 @@ describeWithTools('HiPKI drop-in in Chromium: popups, ChtICToken flow, p11Image.
     expect(steps.cardSnMatches).toBe(true);
     expect(verify('sha256', tbs, pki.sign.publicKey, Buffer.from(steps.makeSignature.signature, 'base64'))).toBe(true);
     expect(steps.unknown).toMatchObject({ func: 'ChangeUserPin', ret_code: 0x7600000e });
+    await page.close();
+  });
+
+  it('(2b) the vendor popups for functions cardbridge lacks answer 0x7600000E at once and sign nothing', async () => {
+    const page = await open(siteOrigin);
+    const paths = ['/eIDPM/ChtPopupFormEIDPM', '/CardManagement/CMCPopForm', '/PrintCard/ChtPopupFormPrintCard', '/MOEACA/ChtPopupFormMOEACA'];
+    const signsBefore = audit.entries.filter((e) => e.operation.startsWith('hipki.sign')).length;
+    const result = await run(page, `() => vendorPopups(${JSON.stringify(paths)})`);
+    expect(result.error).toBeUndefined();
+    for (const answer of result.ok as Json[]) {
+      expect(answer).toMatchObject({ func: 'MakeSignature', ret_code: 0x7600000e });
+      expect(answer.ms).toBeLessThan(5000); // the library's own wait is 170 s
+    }
+    expect(result.ok.map((a: Json) => a.path)).toEqual(paths);
+    expect(audit.entries.filter((e) => e.operation.startsWith('hipki.sign')).length).toBe(signsBefore);
     await page.close();
   });
 

@@ -19,6 +19,7 @@ import {
   ADD_DOMAIN_HTML,
   ADD_DOMAIN_JS,
   CHT_POPUP_FORM_HTML,
+  UNSUPPORTED_POPUP_FORM_HTML,
   POPUP_FORM_HTML,
   POPUP_JS,
   SELF_TEST_HTML,
@@ -64,6 +65,9 @@ type Reply = Record<string, unknown>;
 interface Caller {
   origin: string;
 }
+
+/** The popups the vendor library (ChtICToken.js, eID build) opens for functions cardbridge lacks. */
+const VENDOR_POPUP_PATHS = ['/eIDPM/ChtPopupFormEIDPM', '/CardManagement/CMCPopForm', '/PrintCard/ChtPopupFormPrintCard', '/MOEACA/ChtPopupFormMOEACA'];
 
 const OWN_PAGE = 'cardbridge (own page)';
 const LOCAL_PROGRAM = 'local program (no Origin)';
@@ -291,6 +295,12 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
   // ——— pages ———
   app.get('/popupForm', async (_request, reply) => page(reply, 'text/html; charset=utf-8', POPUP_FORM_HTML));
   app.get('/ChtPopupForm', async (_request, reply) => page(reply, 'text/html; charset=utf-8', CHT_POPUP_FORM_HTML));
+  // ChtICToken.js opens these for functions cardbridge does not offer. Answering JSON would
+  // leave the library waiting 170 s for a getTbs message and then report the component as
+  // missing; a popup page that does the handshake answers "unsupported" at once.
+  for (const path of VENDOR_POPUP_PATHS) {
+    app.get(path, async (_request, reply) => page(reply, 'text/html; charset=utf-8', UNSUPPORTED_POPUP_FORM_HTML));
+  }
   app.get('/selfTest.htm', async (_request, reply) => page(reply, 'text/html; charset=utf-8', SELF_TEST_HTML));
   app.get('/addDomain', async (_request, reply) => page(reply, 'text/html; charset=utf-8', ADD_DOMAIN_HTML));
   app.get('/hipki-ui/popup.js', async (_request, reply) => page(reply, 'text/javascript; charset=utf-8', POPUP_JS));

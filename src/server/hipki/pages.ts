@@ -15,7 +15,10 @@ const HEAD = (title: string, script: string) => `<!doctype html>
 <script src="/hipki-ui/${script}" defer></script>
 </head>`;
 
-function popupHtml(form: 'popup' | 'cht'): string {
+/** Which routes a popup page offers: `/popupForm`, `/ChtPopupForm`, or none (vendor popups). */
+type PopupForm = 'popup' | 'cht' | 'unsupported';
+
+function popupHtml(form: PopupForm): string {
   return `${HEAD('cardbridge', 'popup.js')}
 <body data-form="${form}" class="popup">
 <main>
@@ -30,19 +33,24 @@ function popupHtml(form: 'popup' | 'cht'): string {
 
 export const POPUP_FORM_HTML = popupHtml('popup');
 export const CHT_POPUP_FORM_HTML = popupHtml('cht');
+/** The vendor library's popups for functions cardbridge does not offer: same handshake, every func unsupported. */
+export const UNSUPPORTED_POPUP_FORM_HTML = popupHtml('unsupported');
 
 /**
- * The popup: asks the opener for its tbsPackage, lets the server check the opener's origin
+ * The popup: asks the opener for its tbsPackage, sends its func to the form's route (a func the
+ * form lacks goes to /hipki-ui/unsupported, which answers 0x7600000E for an allowed site), lets the server check the opener's origin
  * (X-HiPKI-Site) and do the work, posts the server's JSON text to that origin only, closes.
  * The tbsPackage is forwarded exactly as received, as a form value, so the server decodes it
  * once as the official component does.
  */
 export const POPUP_JS = `'use strict';
 (function () {
-  var cht = document.body.getAttribute('data-form') === 'cht';
-  var ROUTES = cht
-    ? { CheckEnvir: '/pkcs11info', GetUserCert: '/pkcs11info?withcert=true', MakeSignature: '/sign', umakeSig: '/umakeSig' }
-    : { MakeSignature: '/sign', DecryptData: '/decrypt', pkcs11info: '/pkcs11info', CheckEnvir: '/pkcs11info', GetUserCert: '/pkcs11info?withcert=true', umakeSig: '/umakeSig' };
+  var FORMS = {
+    cht: { CheckEnvir: '/pkcs11info', GetUserCert: '/pkcs11info?withcert=true', MakeSignature: '/sign', umakeSig: '/umakeSig' },
+    popup: { MakeSignature: '/sign', DecryptData: '/decrypt', pkcs11info: '/pkcs11info', CheckEnvir: '/pkcs11info', GetUserCert: '/pkcs11info?withcert=true', umakeSig: '/umakeSig' },
+    unsupported: {},
+  };
+  var ROUTES = FORMS[document.body.getAttribute('data-form')] || {};
   var statusLine = document.getElementById('status');
   var handled = false;
 

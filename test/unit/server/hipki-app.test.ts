@@ -363,6 +363,9 @@ describe('HiPKI Local Server drop-in', () => {
       expect((await post('/sign', pageBody(signPkg({})), popup('null'))).json()).toMatchObject({ ret_code: 0x76000031 });
       expect((await post('/sign', pageBody(signPkg({})), popup(SITE))).json()).toMatchObject({ ret_code: 0 });
       expect((await post('/CardManagement/ResetPin', pageBody({ func: 'ResetPin' }), popup(FOREIGN))).json()).toMatchObject({ func: 'ResetPin', ret_code: 0x76000031 });
+      // the vendor popups' page posts every func to /hipki-ui/unsupported
+      expect((await post('/hipki-ui/unsupported', pageBody({ func: 'MakeSignature' }), popup(FOREIGN))).json()).toMatchObject({ func: 'MakeSignature', ret_code: 0x76000031 });
+      expect((await post('/hipki-ui/unsupported', pageBody({ func: 'MakeSignature' }), popup(SITE))).json()).toMatchObject({ func: 'MakeSignature', ret_code: 0x7600000e });
       expect(audit.entries.map((e) => [e.origin, e.operation])).toEqual([[SITE, 'hipki.sign PKCS1/SHA256']]);
     });
 
@@ -431,7 +434,18 @@ describe('HiPKI Local Server drop-in', () => {
   });
 
   describe('the bridge’s pages', () => {
-    it.each(['/popupForm', '/ChtPopupForm', '/selfTest.htm', '/addDomain?domain=www.example.com', '/hipki-ui/popup.js', '/hipki-ui/selftest.js', '/hipki-ui/adddomain.js', '/hipki-ui/style.css'])(
+    // The popups ChtICToken.js (eID build) opens for functions cardbridge does not offer.
+    const VENDOR_POPUPS = ['/eIDPM/ChtPopupFormEIDPM', '/CardManagement/CMCPopForm', '/PrintCard/ChtPopupFormPrintCard', '/MOEACA/ChtPopupFormMOEACA'];
+
+    it.each(VENDOR_POPUPS)('%s is a popup page that answers every func as unsupported (not JSON, so the library does not wait 170 s)', async (path) => {
+      const answer = await get(path, { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' });
+      expect(answer.status).toBe(200);
+      expect(answer.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(answer.text).toContain('data-form="unsupported"');
+      expect(answer.text).toContain('src="/hipki-ui/popup.js"');
+    });
+
+    it.each(['/popupForm', '/ChtPopupForm', ...VENDOR_POPUPS, '/selfTest.htm', '/addDomain?domain=www.example.com', '/hipki-ui/popup.js', '/hipki-ui/selftest.js', '/hipki-ui/adddomain.js', '/hipki-ui/style.css'])(
       '%s is served with a strict CSP and no framing',
       async (path) => {
         const answer = await get(path, { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' });
