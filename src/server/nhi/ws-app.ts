@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { CardBridgeError } from '../../errors.js';
 import { SerialQueue } from '../../util/serial-queue.js';
-import { checkPeer } from '../security/guard.js';
+import { checkPeer, rateLimitBucket } from '../security/guard.js';
 import { NHI_UNKNOWN_COMMAND, type NhiOperation, nhiErrorCode } from './error-codes.js';
 import { NHI_WS_DEFAULT_PORT, NHI_WS_HOST_NAMES, type NhiListenerOptions, createNhiFastify, installGuardAndPages, nhiGuardOptions, ownOriginsOf } from './common.js';
 import { type NhiCaller, NhiLegacyOperations, basicCsv, failureCode } from './operations.js';
@@ -107,6 +107,7 @@ export async function buildNhiWsApp(options: NhiWsAppOptions): Promise<FastifyIn
     wss.handleUpgrade(request, socket, head, (ws) => {
       clients.add(ws);
       const caller: NhiCaller = { listener: 'nhi-ws', origin: check.origin };
+      const bucket = rateLimitBucket(check, request.headers.origin, request.headers['sec-fetch-site']);
       const queue = new SerialQueue();
       ws.on('close', () => clients.delete(ws));
       ws.on('error', () => clients.delete(ws));
@@ -114,7 +115,7 @@ export async function buildNhiWsApp(options: NhiWsAppOptions): Promise<FastifyIn
         const send = (reply: string) => {
           if (ws.readyState === WebSocket.OPEN) ws.send(reply);
         };
-        if (!guard.rateLimiter!.take(check.origin ?? 'local') || queue.length >= maxQueued) {
+        if (!guard.rateLimiter!.take(bucket) || queue.length >= maxQueued) {
           send(nhiErrorCode(new CardBridgeError('RateLimited', 'Too many requests'), 'GetVersion'));
           return;
         }

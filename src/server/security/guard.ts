@@ -56,6 +56,21 @@ export function checkPeer(
   return { ok: true, origin };
 }
 
+/**
+ * Which token bucket a request spends. Each allowed site has its own; cardbridge's own pages
+ * (their fetches carry its origin, their navigations are same-origin or typed by the user)
+ * share one that no page can drain; a browser request without an Origin from another site (an
+ * <img> or <script> flood) and a local program without Sec-Fetch headers get one each — so a
+ * hostile page can only slow itself down, never the approval window or the CLI.
+ */
+export function rateLimitBucket(check: PeerCheck, originHeader: string | undefined, fetchSite: string | string[] | undefined): string {
+  if (check.origin) return `site ${check.origin}`;
+  if (originHeader !== undefined) return 'cardbridge'; // an own origin (others were refused or are allowed sites)
+  if (fetchSite === 'same-origin' || fetchSite === 'none') return 'cardbridge';
+  if (fetchSite === undefined) return 'local program';
+  return 'browser without Origin';
+}
+
 function setCors(reply: FastifyReply, origin: string): void {
   reply.header('Access-Control-Allow-Origin', origin);
   reply.header('Vary', 'Origin');
@@ -83,7 +98,7 @@ export function installGuard(app: FastifyInstance, options: GuardOptions): void 
       }
       return reply.code(204).send();
     }
-    const key = check.origin ?? 'local';
+    const key = rateLimitBucket(check, originHeader, request.headers['sec-fetch-site']);
     if (options.rateLimiter && !options.rateLimiter.take(key)) {
       return options.refuse(reply, new CardBridgeError('RateLimited', 'Too many requests; slow down'));
     }

@@ -100,6 +100,21 @@ describe('native API over HTTP', () => {
     expect((await get('/v1/status', { origin: 'https://www.gov.tw' })).status).toBe(200);
   });
 
+  it('a flood without an Origin cannot rate-limit cardbridge’s own pages, an allowed site or local programs', async () => {
+    const own = `https://127.0.0.1:${port}`;
+    // a foreign page's <img> flood: cross-site, no Origin header
+    const flood = { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' };
+    const codes: number[] = [];
+    for (let i = 0; i < 7; i++) codes.push((await get('/v1/status', flood)).status);
+    expect(codes.slice(5)).toEqual([429, 429]);
+    // the approval window: its navigation (no Origin) and its own fetches (Origin = own)
+    expect((await get('/v1/status', { 'sec-fetch-site': 'none', 'sec-fetch-mode': 'navigate' })).status).toBe(200);
+    expect((await get('/v1/status', { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'navigate' })).status).toBe(200);
+    expect((await get('/v1/status', { origin: own, 'sec-fetch-site': 'same-origin' })).status).toBe(200);
+    expect((await get('/v1/status', { origin: GOV })).status).toBe(200);
+    expect((await get('/v1/status')).status).toBe(200); // a local program (curl, cardbridge wait)
+  });
+
   it('answers unknown paths with a problem, not an HTML page', async () => {
     const res = await get('/v2/nope');
     expect(res.status).toBe(404);
