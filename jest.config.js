@@ -11,13 +11,13 @@ const common = {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
   },
   testEnvironment: 'node',
+};
+
+export default {
   // A time limit here is a hang detector, not a speed target (those are in `npm run bench`):
   // generating a test PKI or starting the demo takes seconds on a busy 2-core machine, and
   // jest's default 5 s failed tests that were only slow.
   testTimeout: 30_000,
-};
-
-export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     {

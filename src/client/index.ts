@@ -533,6 +533,7 @@ export class CardBridge {
 
   async #runWithUser<T>(popup: PopupWindowLike | null, method: 'GET' | 'POST', path: string, body?: Record<string, unknown>): Promise<T> {
     let win: PopupWindowLike | null = popup;
+    let windowExplains = false;
     try {
       const first = await this.#call(method, path, body);
       if (first.status !== 202) return first.body as T;
@@ -558,9 +559,16 @@ export class CardBridge {
           hint: 'Start this operation from a click on the page, or allow popups for this site.',
         });
       }
-      return await this.#follow<T>(pending, win);
+      try {
+        return await this.#follow<T>(pending, win);
+      } catch (e) {
+        // A failure the citizen must read (a blocked card, a removed card) stays on screen in
+        // cardbridge's window until they close it; a cancellation has nothing to explain.
+        windowExplains = e instanceof CardBridgeClientError && e.code !== 'Cancelled' && e.code !== 'Timeout' && !win.closed;
+        throw e;
+      }
     } finally {
-      closeQuietly(win);
+      if (!windowExplains) closeQuietly(win);
       if (popup !== win) closeQuietly(popup);
     }
   }

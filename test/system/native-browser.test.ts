@@ -166,6 +166,23 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     await page.close();
   });
 
+  it('when the page that asked goes away, the window says so within seconds and stays open; the card is free again', async () => {
+    const page = await openSite();
+    const popup = await clickForWindow(page, '#sign');
+    await page.close(); // the tab is closed: its long poll drops
+    // a locator, not a string function: the window's CSP forbids eval
+    await popup.locator('#message', { hasText: 'went away' }).waitFor({ timeout: 6_000 });
+    expect(await popup.textContent('#message')).toContain('無法完成');
+    expect(popup.isClosed()).toBe(false);
+    expect(await popup.isVisible('#pinform')).toBe(false);
+    await popup.close();
+    const next = await openSite();
+    const again = await clickForWindow(next, '#sign'); // not Busy
+    await again.close();
+    expect((await result(next)).error?.code).toBe('Cancelled');
+    await next.close();
+  });
+
   it('a wrong PIN shows tries left in the window; the last try needs confirmation; the right PIN signs', async () => {
     const page = await openSite();
     const popup = await clickForWindow(page, '#sign');

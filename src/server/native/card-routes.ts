@@ -234,10 +234,14 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
   const idParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{10,64}$' } }, required: ['id'] } as const;
   const waitQuery = { type: 'object', properties: { wait: { type: 'integer', minimum: 0, maximum: 25 } }, additionalProperties: false } as const;
   docs.push({ method: 'get', path: '/v1/requests/{id}', summary: 'A pending request’s state and result; ?wait=N long-polls up to N (≤ 25) seconds' });
-  app.get('/v1/requests/:id', { schema: { params: idParams, querystring: waitQuery } }, async (request) => {
+  app.get('/v1/requests/:id', { schema: { params: idParams, querystring: waitQuery } }, async (request, reply) => {
     const { id } = request.params as { id: string };
     const { wait } = request.query as { wait?: number };
-    return pending.wait(id, requireOrigin(request), (wait ?? 0) * 1000);
+    // The open long poll is the page's heartbeat: when its connection drops (the browser went
+    // away), the wait ends and an unanswered request is soon cancelled, freeing the card.
+    const connection = new AbortController();
+    reply.raw.once('close', () => connection.abort());
+    return pending.wait(id, requireOrigin(request), (wait ?? 0) * 1000, connection.signal);
   });
   docs.push({ method: 'delete', path: '/v1/requests/{id}', summary: 'Cancel a pending request' });
   app.delete('/v1/requests/:id', { schema: { params: idParams } }, async (request) => {

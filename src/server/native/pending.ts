@@ -59,6 +59,9 @@ interface Entry {
   expiresAt: number;
   timer: NodeJS.Timeout;
   waiters: Set<() => void>;
+  /** The page's long polls now open, and when it last asked: its heartbeat. */
+  pagePolls: number;
+  pageSeenAt: number;
 }
 
 export interface PendingOptions {
@@ -68,6 +71,14 @@ export interface PendingOptions {
   keepMs?: number;
   /** Most open requests at once, across all sites (default 100). */
   maxOpen?: number;
+  /**
+   * A request still waiting for the user is cancelled when its page has had no poll open and
+   * sent none for this long (default 3 s): the browser went away, and the card must not stay
+   * Busy until the 2-minute limit.
+   */
+  abandonMs?: number;
+  /** How often that is checked (default 500 ms). */
+  abandonCheckMs?: number;
 }
 
 const notFound = () => new CardBridgeError('InvalidInput', 'No such request (it may have expired)');
@@ -79,11 +90,16 @@ export class PendingRequests {
   private readonly ttlMs: number;
   private readonly keepMs: number;
   private readonly maxOpen: number;
+  private readonly abandonMs: number;
+  private readonly abandonCheckMs: number;
+  private abandonTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PendingOptions = {}) {
     this.ttlMs = options.ttlMs ?? 120_000;
     this.keepMs = options.keepMs ?? 60_000;
     this.maxOpen = options.maxOpen ?? 100;
+    this.abandonMs = options.abandonMs ?? 3_000;
+    this.abandonCheckMs = options.abandonCheckMs ?? 500;
   }
 
   create<T>(spec: PendingSpec<T>): { id: string; secret: string; expiresAt: Date } {
@@ -104,10 +120,13 @@ export class PendingRequests {
       state: 'pending',
       expiresAt,
       waiters: new Set(),
+      pagePolls: 0,
+      pageSeenAt: Date.now(),
       timer: setTimeout(() => this.fail(entry, new CardBridgeError('Timeout', 'Nobody answered in cardbridge’s window in time')), this.ttlMs),
     };
     entry.timer.unref();
     this.entries.set(id, entry);
+    this.watchForAbandoned();
     return { id, secret: secret.toString('base64url'), expiresAt: new Date(expiresAt) };
   }
 
@@ -121,20 +140,29 @@ export class PendingRequests {
     return view;
   }
 
-  /** Resolves when the request settles or after `ms`, whichever is first. */
-  async wait(id: string, origin: string | undefined, ms: number): Promise<PendingView> {
+  /**
+   * Resolves when the request settles, after `ms`, or when `connection` aborts (the page's
+   * connection closed), whichever is first. An open wait is the page's heartbeat.
+   */
+  async wait(id: string, origin: string | undefined, ms: number, connection?: AbortSignal): Promise<PendingView> {
     const entry = this.entries.get(id);
     if (!entry || entry.spec.origin !== origin) throw notFound();
-    if (entry.state === 'pending' || entry.state === 'running') {
+    entry.pageSeenAt = Date.now();
+    if ((entry.state === 'pending' || entry.state === 'running') && ms > 0 && !connection?.aborted) {
+      entry.pagePolls += 1;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, ms);
+        connection?.addEventListener('abort', done, { once: true });
         function done() {
           clearTimeout(timer);
+          connection?.removeEventListener('abort', done);
           entry!.waiters.delete(done);
           resolve();
         }
         entry.waiters.add(done);
       });
+      entry.pagePolls -= 1;
+      entry.pageSeenAt = Date.now();
     }
     return this.view(id, origin);
   }
@@ -199,6 +227,30 @@ export class PendingRequests {
     return entry;
   }
 
+  /** Runs while requests wait for the user; cancels those whose page went away. */
+  private watchForAbandoned(): void {
+    if (this.abandonTimer) return;
+    this.abandonTimer = setInterval(() => {
+      const now = Date.now();
+      let waiting = 0;
+      for (const entry of this.entries.values()) {
+        if (entry.state !== 'pending') continue;
+        if (entry.pagePolls === 0 && now - entry.pageSeenAt > this.abandonMs) {
+          this.fail(entry, new CardBridgeError('Cancelled', 'The page that asked went away (its browser tab or window was closed)'));
+        } else {
+          waiting += 1;
+        }
+      }
+      if (waiting === 0 && ![...this.entries.values()].some((e) => e.state === 'running')) this.stopWatching();
+    }, this.abandonCheckMs);
+    this.abandonTimer.unref();
+  }
+
+  private stopWatching(): void {
+    if (this.abandonTimer) clearInterval(this.abandonTimer);
+    this.abandonTimer = undefined;
+  }
+
   private fail(entry: Entry, error: CardBridgeError): void {
     if (entry.state === 'done' || entry.state === 'failed') return;
     entry.problem = problemOf(error);
@@ -216,6 +268,7 @@ export class PendingRequests {
 
   /** Ends everything on shutdown so no long-poll hangs. */
   close(): void {
+    this.stopWatching();
     for (const entry of this.entries.values()) this.fail(entry, new CardBridgeError('Cancelled', 'cardbridge is shutting down'));
   }
 }

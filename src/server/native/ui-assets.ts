@@ -79,6 +79,8 @@ export const APPROVE_JS = `'use strict';
   var api = '/ui/api/requests/' + encodeURIComponent(id);
   var $ = function (x) { return document.getElementById(x); };
   var busy = false;
+  var userDeclined = false;
+  var watching = false;
 
   function call(method, body) {
     return fetch(api, {
@@ -105,12 +107,15 @@ export const APPROVE_JS = `'use strict';
     if (view.state === 'done') return finish('完成，這個視窗即將關閉。 Done — this window will close.');
     if (view.state === 'failed') {
       var p = view.problem || {};
-      if (p.code === 'Cancelled') return finish('已取消。 Cancelled.');
+      if (p.code === 'Cancelled' && userDeclined) return finish('已取消。 Cancelled.');
+      // Anything else stays on screen until the citizen closes the window: they must be able
+      // to read why (the page went away, the card was removed, the card is blocked…).
       $('consent').hidden = true;
       $('pinform').hidden = true;
-      $('message').textContent = (p.detail || 'Failed') + (p.hint ? ' — ' + p.hint : '');
+      $('message').textContent = '無法完成 · Could not finish: ' + (p.detail || p.code || 'Failed') + (p.hint ? ' — ' + p.hint : '');
       return;
     }
+    watch();
     $('consent').hidden = view.kind !== 'consent';
     $('pinform').hidden = view.kind !== 'pin';
     if (view.kind === 'pin') {
@@ -123,6 +128,20 @@ export const APPROVE_JS = `'use strict';
       $('pin').focus();
     }
     $('message').textContent = view.problem ? view.problem.detail : '';
+  }
+
+  /** While the request waits, look every second whether it ended elsewhere (the page went away). */
+  function watch() {
+    if (watching) return;
+    watching = true;
+    (function next() {
+      setTimeout(function () {
+        if (busy) return next();
+        call('GET').then(function (r) {
+          if (!busy && r.status < 400 && (r.body.state === 'done' || r.body.state === 'failed')) { watching = false; render(r.body); } else next();
+        }, next);
+      }, 1000);
+    })();
   }
 
   function submit(body) {
@@ -147,13 +166,13 @@ export const APPROVE_JS = `'use strict';
 
   document.addEventListener('DOMContentLoaded', function () {
     $('consent').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow' }); });
-    $('deny').addEventListener('click', function () { submit({ decision: 'deny' }); });
+    $('deny').addEventListener('click', function () { userDeclined = true; submit({ decision: 'deny' }); });
     $('pinform').addEventListener('submit', function (e) {
       e.preventDefault();
       submit({ decision: 'allow', pin: $('pin').value, confirmLastTry: $('lasttry').checked });
       $('pin').value = '';
     });
-    $('cancel').addEventListener('click', function () { submit({ decision: 'deny' }); });
+    $('cancel').addEventListener('click', function () { userDeclined = true; submit({ decision: 'deny' }); });
     call('GET').then(function (r) {
       if (r.status >= 400) { $('loading').textContent = (r.body && r.body.detail) || 'This request no longer exists.'; return; }
       render(r.body);

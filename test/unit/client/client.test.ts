@@ -151,6 +151,14 @@ describe('client: operations that need the user', () => {
     expect(delays).toContain(250); // the popup is watched every 250 ms
   });
 
+  it('202 then a failure the citizen must read (card blocked): rejects, and leaves cardbridge’s window open to explain it', async () => {
+    const BLOCKED = { type: 'urn:cardbridge:problem:PinBlocked', title: 'PinBlocked', status: 409, code: 'PinBlocked', detail: 'The PIN is blocked' };
+    const { bridge, popup } = setup((_call, i) => (i === 0 ? { status: 202, body: PENDING } : { status: 200, body: { id: 'r-1', state: 'failed', problem: BLOCKED } }));
+    expect((await rejection(bridge.sign({ data: 'hello' }))).code).toBe('PinBlocked');
+    expect(popup!.urls).toEqual([`${BASE}/approve/r-1`]);
+    expect(popup!.closed).toBe(false); // the window shows why; the citizen closes it
+  });
+
   const CANCELLED = { type: 'urn:cardbridge:problem:Cancelled', title: 'Cancelled', status: 409, code: 'Cancelled', detail: 'The request was cancelled' };
 
   /** The bridge: a 202, then a long poll during which the user closes the window; `onDelete` answers the DELETE. */
@@ -206,7 +214,7 @@ describe('client: operations that need the user', () => {
     const { bridge, popup } = setup((_, i) => (i === 0 ? { status: 202, body: PENDING } : { status: 200, body: { id: 'r-1', state: 'failed', problem } }));
     const e = await rejection(bridge.sign({ digest: new Uint8Array(32), hash: 'sha256', format: 'cms', detached: true }));
     expect(e).toMatchObject({ code: 'PinIncorrect', status: 403, triesLeft: 2, detail: 'VERIFY: wrong PIN, 2 tries left' });
-    expect(popup!.closed).toBe(true);
+    expect(popup!.closed).toBe(false); // cardbridge’s window shows the failure until the citizen closes it
   });
 
   it('a problem answer to the first call is a typed error too (hint, Retry-After)', async () => {
