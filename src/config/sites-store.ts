@@ -9,6 +9,14 @@ import { OriginPolicy, canonicalOrigin, validateOriginPattern } from '../server/
 export type ConsentScope = 'nhi.read' | 'moica.certificates';
 export const CONSENT_SCOPES: readonly ConsentScope[] = ['nhi.read', 'moica.certificates'];
 
+/**
+ * What a listener offers a site: HiPKI (61161: certificates, signing after a PIN on the
+ * page), NHI (7777/59001/59002: the 健保卡 holder data), native (39443). A pattern on the
+ * allow-list gives all three; a grant gives one, to one exact origin.
+ */
+export type Capability = 'hipki' | 'nhi' | 'native';
+export const CAPABILITIES: readonly Capability[] = ['hipki', 'nhi', 'native'];
+
 export const DEFAULT_ALLOWED_ORIGINS = ['https://*.gov.tw'] as const;
 export const SITES_FILE = 'sites.json';
 
@@ -16,6 +24,18 @@ interface SitesFile {
   allowedOrigins: string[];
   /** origin → scope → ISO time the user consented */
   consents: Record<string, Partial<Record<ConsentScope, string>>>;
+  /** exact origin → the capabilities granted to it alone (e.g. HiPKI through /addDomain) */
+  grants: Record<string, Capability[]>;
+}
+
+function grantsOf(value: unknown): Record<string, Capability[]> {
+  if (!value || typeof value !== 'object') return {};
+  const grants: Record<string, Capability[]> = {};
+  for (const [origin, list] of Object.entries(value as Record<string, unknown>)) {
+    const capabilities = Array.isArray(list) ? list.filter((c): c is Capability => CAPABILITIES.includes(c as Capability)) : [];
+    if (canonicalOrigin(origin) === origin && capabilities.length > 0) grants[origin] = capabilities;
+  }
+  return grants;
 }
 
 /**
@@ -26,7 +46,7 @@ interface SitesFile {
 export class SitesStore {
   private cached: SitesFile | undefined;
   private cachedMtime = -1;
-  private policyCache: { file: SitesFile; policy: OriginPolicy } | undefined;
+  private policyCache: { file: SitesFile; policies: Map<Capability | 'all', OriginPolicy> } | undefined;
 
   constructor(
     readonly path: string,
@@ -47,13 +67,14 @@ export class SitesStore {
       mtime = 0; // no file yet: defaults
     }
     if (this.cached && mtime === this.cachedMtime) return this.cached;
-    let file: SitesFile = { allowedOrigins: [...this.defaults], consents: {} };
+    let file: SitesFile = { allowedOrigins: [...this.defaults], consents: {}, grants: {} };
     if (mtime !== 0) {
       try {
         const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as Partial<SitesFile>;
         file = {
           allowedOrigins: Array.isArray(parsed.allowedOrigins) ? parsed.allowedOrigins.filter((p): p is string => typeof p === 'string') : [...this.defaults],
           consents: parsed.consents && typeof parsed.consents === 'object' ? parsed.consents : {},
+          grants: grantsOf(parsed.grants),
         };
       } catch (e) {
         throw new CardBridgeError('InvalidInput', `${this.path} is not valid JSON: ${(e as Error).message}`, {
@@ -76,10 +97,17 @@ export class SitesStore {
     return [...this.read().allowedOrigins];
   }
 
-  /** The current policy; rebuilt only when the file changed. */
-  policy(): OriginPolicy {
+  /**
+   * The sites a listener offering `capability` answers: the allow-list plus the origins granted
+   * that capability alone. Without a capability, the allow-list only. Rebuilt only when the
+   * file changed.
+   */
+  policy(capability?: Capability): OriginPolicy {
     const file = this.read();
-    if (this.policyCache?.file !== file) {
+    if (this.policyCache?.file !== file) this.policyCache = { file, policies: new Map() };
+    const key = capability ?? 'all';
+    let policy = this.policyCache.policies.get(key);
+    if (!policy) {
       const valid = file.allowedOrigins.filter((p) => {
         try {
           validateOriginPattern(p);
@@ -88,9 +116,29 @@ export class SitesStore {
           return false; // one bad line must not open or close everything else
         }
       });
-      this.policyCache = { file, policy: new OriginPolicy([...valid, ...this.extraOrigins]) };
+      const granted = capability ? Object.entries(file.grants).filter(([, list]) => list.includes(capability)).map(([origin]) => origin) : [];
+      policy = new OriginPolicy([...valid, ...this.extraOrigins, ...granted]);
+      this.policyCache.policies.set(key, policy);
     }
-    return this.policyCache.policy;
+    return policy;
+  }
+
+  /** Grants one capability to one exact origin; false when it already had it. */
+  async grantCapability(origin: string, capability: Capability): Promise<boolean> {
+    const canonical = canonicalOrigin(origin);
+    if (!canonical || canonical.includes('*') || canonical !== origin.trim().replace(/\/$/, '')) {
+      throw new CardBridgeError('InvalidInput', `A grant needs one exact origin such as https://www.example.gov.tw, not "${origin}"`);
+    }
+    const file = this.read();
+    const current = file.grants[canonical] ?? [];
+    if (current.includes(capability)) return false;
+    await this.write({ ...file, grants: { ...file.grants, [canonical]: [...current, capability] } });
+    return true;
+  }
+
+  /** Origins with capabilities of their own (not through the allow-list). */
+  grants(): Record<string, Capability[]> {
+    return structuredClone(this.read().grants);
   }
 
   async allow(pattern: string): Promise<boolean> {
@@ -101,16 +149,18 @@ export class SitesStore {
     return true;
   }
 
-  /** Removes a pattern from the allow-list and every consent of that origin. */
+  /** Removes a pattern from the allow-list, and every consent and grant of that origin. */
   async revoke(originOrPattern: string): Promise<boolean> {
     const file = this.read();
     const key = canonicalOrigin(originOrPattern) ?? originOrPattern.trim();
     const allowedOrigins = file.allowedOrigins.filter((p) => p !== originOrPattern.trim() && p !== key);
     const consents = { ...file.consents };
-    const hadConsent = key in consents;
+    const grants = { ...file.grants };
+    const hadConsent = key in consents || key in grants;
     delete consents[key];
+    delete grants[key];
     if (allowedOrigins.length === file.allowedOrigins.length && !hadConsent) return false;
-    await this.write({ allowedOrigins, consents });
+    await this.write({ allowedOrigins, consents, grants });
     return true;
   }
 

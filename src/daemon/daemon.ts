@@ -106,7 +106,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     native: (port) =>
       buildNativeApp({
         registry,
-        policy: () => sites.policy(),
+        policy: () => sites.policy('native'),
         port,
         https: { key: tls.key, cert: tls.cert },
         rateLimit,

@@ -370,10 +370,25 @@ describeWithTools('HiPKI drop-in in Chromium: popups, ChtICToken flow, p11Image.
       run(page, `() => Promise.resolve(!!window.open(BRIDGE + '/addDomain?domain=www.partner-test.example.com', 'add', 'width=500,height=400'))`),
     ]);
     await popup.waitForLoadState();
+    const shownAt = Date.now();
     expect(await popup.textContent('#origin')).toBe(target);
-    await popup.click('#allow'); // waits until the button is enabled
+    expect(await popup.isDisabled('#allow')).toBe(true); // armed only after a second visible and focused
+    await popup.waitForSelector('#allow:not([disabled])');
+    expect(Date.now() - shownAt).toBeGreaterThanOrEqual(900);
+    // losing focus disarms it; focus again starts a new second
+    await popup.evaluate(() => (globalThis as Json).dispatchEvent(new Event('blur')));
+    expect(await popup.isDisabled('#allow')).toBe(true);
+    await popup.evaluate(() => (globalThis as Json).dispatchEvent(new Event('focus')));
+    const refocusedAt = Date.now();
+    expect(await popup.isDisabled('#allow')).toBe(true);
+    await popup.waitForSelector('#allow:not([disabled])');
+    expect(Date.now() - refocusedAt).toBeGreaterThanOrEqual(900);
+    await popup.click('#allow');
     await popup.waitForFunction(() => String((globalThis as Json).document.getElementById('message').textContent).includes('Allowed'), undefined, { timeout: 10_000 });
-    expect(sites.policy().allows(target)).toBe(true);
+    // HiPKI only: the NHI listeners and the native API still refuse the site
+    expect(sites.policy('hipki').allows(target)).toBe(true);
+    expect(sites.policy('nhi').allows(target)).toBe(false);
+    expect(sites.policy('native').allows(target)).toBe(false);
     expect(audit.entries.filter((e) => e.operation === 'hipki.addDomain').map((e) => [e.origin, e.result])).toEqual([[target, 'ok']]);
     await popup.close();
     await page.close();

@@ -20,13 +20,19 @@ export const sitesCommand: CliCommand = {
       case 'list': {
         const allowed = store.allowedOrigins();
         const consents = store.consents();
+        const grants = store.grants();
         if (values.json) {
-          io.out(JSON.stringify({ file: store.path, allowedOrigins: allowed, consents }, null, 2));
+          io.out(JSON.stringify({ file: store.path, allowedOrigins: allowed, grants, consents }, null, 2));
           return EXIT.ok;
         }
-        io.out(`Allowed sites (${store.path}):`);
+        io.out(`Allowed sites, every capability (${store.path}):`);
         for (const p of allowed) io.out(`  ${p}`);
-        if (allowed.length === 0) io.out('  (none: no web page can use cardbridge)');
+        if (allowed.length === 0) io.out('  (none)');
+        if (Object.keys(grants).length > 0) {
+          io.out('');
+          io.out('Sites with one capability only (HiPKI: granted in cardbridge’s /addDomain window):');
+          for (const [origin, capabilities] of Object.entries(grants)) io.out(`  ${origin}  ${capabilities.join(', ')}`);
+        }
         const rows = Object.entries(consents).flatMap(([origin, scopes]) => Object.entries(scopes).map(([scope, at]) => [origin, scope, at ?? '']));
         io.out('');
         if (rows.length === 0) io.out('No remembered consents.');
@@ -42,7 +48,7 @@ export const sitesCommand: CliCommand = {
       case 'revoke': {
         if (!target) throw new UsageError('revoke needs a site, e.g. cardbridge sites revoke https://www.example.gov.tw');
         const removed = await store.revoke(target);
-        io.out(removed ? `Revoked ${target}: it is no longer allowed and its consents are forgotten.` : `${target} was neither allowed nor remembered.`);
+        io.out(removed ? `Revoked ${target}: it is no longer allowed, and its grants and consents are forgotten.` : `${target} was neither allowed nor remembered.`);
         return removed ? EXIT.ok : EXIT.failed;
       }
       default:

@@ -119,7 +119,7 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
 
   installGuard(app, {
     hosts: allowedHosts([...HIPKI_HOST_NAMES, '::1'], port),
-    policy: () => options.sites.policy(),
+    policy: () => options.sites.policy('hipki'),
     ownOrigins,
     rateLimiter: new RateLimiter(options.rateLimit?.perSecond ?? 20, options.rateLimit?.burst ?? 40),
     corsMethods: 'GET, POST',
@@ -158,7 +158,7 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
       const named = request.headers[SITE_HEADER];
       if (named === undefined) return { origin: OWN_PAGE };
       const site = canonicalOrigin(typeof named === 'string' ? named : undefined);
-      if (!site || !options.sites.policy().allows(site)) {
+      if (!site || !options.sites.policy('hipki').allows(site)) {
         throw new CardBridgeError('NotAllowedOrigin', `The site ${site ?? JSON.stringify(named)} is not allowed to use cardbridge`);
       }
       return { origin: site };
@@ -323,7 +323,7 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
     const origin = canonicalOrigin(`https://${domain}`);
     if (!origin) return json(reply, failureReply('addDomain', new HipkiRequestError(RET.PARAM_ERROR, 'Not a valid site name'), 'other'));
     try {
-      const added = await options.sites.allow(origin);
+      const added = await options.sites.grantCapability(origin, 'hipki');
       audit.record({ origin, operation: 'hipki.addDomain', card: '-', reader: '-', result: added ? 'ok' : 'already allowed' });
       return json(reply, { func: 'addDomain', ret_code: RET.OK, last_error: 0, origin, added });
     } catch (e) {

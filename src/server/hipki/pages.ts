@@ -219,8 +219,8 @@ export const ADD_DOMAIN_HTML = `${HEAD('cardbridge 信任網站 · trust a site'
   <section id="ask" hidden>
     <p class="ask">是否允許這個網站使用您的自然人憑證？<br>Allow this site to use your citizen certificate card?</p>
     <p class="origin" id="origin"></p>
-    <p class="note">允許後，該網站可讀取卡片憑證，並在您輸入 PIN 碼後簽章。只允許您信任的政府或機關網站。可用 <code>cardbridge sites revoke</code> 撤銷。<br>
-    Once allowed, the site can read the card's certificates and sign after you type your PIN on it. Only allow sites you trust; revoke with <code>cardbridge sites revoke</code>.</p>
+    <p class="note">允許後，只有這個網站（不含其他網址）可透過 HiPKI 相容服務讀取卡片憑證，並在您輸入 PIN 碼後簽章。它<strong>不會</strong>因此取得您的健保卡資料或 cardbridge 的其他功能。只允許您信任的政府或機關網站。可用 <code>cardbridge sites revoke</code> 撤銷。<br>
+    Once allowed, this exact site (no other address) can read the card's certificates through the HiPKI-compatible service and sign after you type your PIN on it. It does <strong>not</strong> get your 健保卡 data or cardbridge's other interfaces. Only allow sites you trust; revoke with <code>cardbridge sites revoke</code>.</p>
     <div class="buttons">
       <button type="button" id="deny" class="secondary">取消 Cancel</button>
       <button type="button" id="allow" disabled>允許 Allow</button>
@@ -242,8 +242,20 @@ export const ADD_DOMAIN_JS = `'use strict';
   }
   $('origin').textContent = 'https://' + domain.toLowerCase();
   $('ask').hidden = false;
-  // A moment before the button works: a click meant for the page that opened us must not land on it.
-  setTimeout(function () { $('allow').disabled = false; }, 800);
+  // Allow works only after this window has been visible and focused for a full second, and
+  // that second starts again whenever it loses focus or visibility: a click or key press
+  // meant for the page that opened (or covers) us must never land on it.
+  var armTimer;
+  function disarm() { clearTimeout(armTimer); armTimer = undefined; $('allow').disabled = true; }
+  function arm() {
+    disarm();
+    if (document.visibilityState !== 'visible' || !document.hasFocus()) return;
+    armTimer = setTimeout(function () { $('allow').disabled = false; }, 1000);
+  }
+  window.addEventListener('focus', arm);
+  window.addEventListener('blur', disarm);
+  document.addEventListener('visibilitychange', function () { if (document.visibilityState === 'visible') arm(); else disarm(); });
+  arm();
   $('deny').addEventListener('click', function () { window.close(); $('message').textContent = '已取消 Cancelled'; $('ask').hidden = true; });
   $('allow').addEventListener('click', function () {
     $('allow').disabled = true;

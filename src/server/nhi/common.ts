@@ -68,7 +68,7 @@ export function nhiGuardOptions(
 ): GuardOptions {
   return {
     hosts: allowedHosts([...names, '::1'], options.port),
-    policy: () => options.sites.policy(),
+    policy: () => options.sites.policy('nhi'),
     ownOrigins,
     rateLimiter: new RateLimiter(options.rateLimit?.perSecond ?? 20, options.rateLimit?.burst ?? 40),
     corsMethods: 'GET, POST',

@@ -188,7 +188,7 @@ export async function buildNhiHttpApp(options: NhiHttpAppOptions): Promise<Fasti
       return reply.send({ result: NHI_UNKNOWN_COMMAND });
     }
     const origin = typeof fields.origin === 'string' ? canonicalOrigin(fields.origin) : undefined;
-    if (!origin || ownOrigins.has(origin) || !options.sites.policy().allows(origin)) {
+    if (!origin || ownOrigins.has(origin) || !options.sites.policy('nhi').allows(origin)) {
       if (options.logger) options.logger.warn({ origin: fields.origin }, 'nhi auth.html popup refused a site outside the allow-list');
       return refuse(reply, new CardBridgeError('NotAllowedOrigin', 'The opener is not allowed'));
     }

@@ -32,6 +32,17 @@ describe('cardbridge sites', () => {
     expect((await run('revoke', 'https://example.com')).code).toBe(1);
   });
 
+  it('lists the sites granted HiPKI only (from /addDomain), and revoke removes the grant', async () => {
+    const store = SitesStore.inStateDir(dir);
+    await store.grantCapability('https://www.partner.example.com', 'hipki');
+    const text = (await run('list')).stdout;
+    expect(text).toContain('Sites with one capability only (HiPKI: granted in cardbridge’s /addDomain window):');
+    expect(text).toContain('  https://www.partner.example.com  hipki');
+    expect(JSON.parse((await run('list', '--json')).stdout.join('\n')).grants).toEqual({ 'https://www.partner.example.com': ['hipki'] });
+    expect((await run('revoke', 'https://www.partner.example.com')).code).toBe(0);
+    expect(store.grants()).toEqual({});
+  });
+
   it('refuses bad patterns and actions with usage errors', async () => {
     expect(await run('allow', 'example.com')).toMatchObject({ code: 1, stderr: [expect.stringContaining('Invalid origin pattern')] });
     expect((await run('allow')).code).toBe(2);

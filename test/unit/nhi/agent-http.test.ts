@@ -130,6 +130,19 @@ describe('NHI agent HTTP listeners (localhost:59001 / 59002)', () => {
     expect(rig.audit.entries).toEqual([]);
   });
 
+  it('refuses a site that was granted HiPKI only (through /addDomain)', async () => {
+    const partner = 'https://www.partner.example.com';
+    await rig.sites.grantCapability(partner, 'hipki');
+    try {
+      const reply = await post('/api/GetBasic', {}, partner);
+      expect(reply.status).toBe(403);
+      expect(reply.json()).toEqual({ result: '8201' });
+      expect(rig.audit.entries).toEqual([]);
+    } finally {
+      await rig.sites.revoke(partner);
+    }
+  });
+
   it('answers Chrome’s preflight (Private Network Access) for allowed origins only', async () => {
     const preflight = (origin: string) =>
       request({

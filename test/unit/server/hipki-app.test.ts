@@ -469,7 +469,10 @@ describe('HiPKI Local Server drop-in', () => {
       expect(sites.policy().allows(added)).toBe(false);
       expect((await post('/addDomain', 'domain=bad/host', { origin: own, 'sec-fetch-site': 'same-origin' })).json()).toMatchObject({ ret_code: 0x7600000c });
       expect((await post('/addDomain', body, { origin: own, 'sec-fetch-site': 'same-origin' })).json()).toEqual({ func: 'addDomain', ret_code: 0, last_error: 0, origin: added, added: true });
-      expect(sites.policy().allows(added)).toBe(true);
+      // HiPKI only, as the official agent's whitelist: not the NHI listeners, not the native API
+      expect(sites.policy('hipki').allows(added)).toBe(true);
+      expect(sites.policy('nhi').allows(added)).toBe(false);
+      expect(sites.policy('native').allows(added)).toBe(false);
       expect((await post('/addDomain', body, { origin: `http://127.0.0.1:${port}` })).json()).toMatchObject({ added: false });
       expect((await post('/sign', pageBody(signPkg({})), { origin: added })).json()).toMatchObject({ ret_code: 0 });
     });
