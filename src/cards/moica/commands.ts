@@ -28,10 +28,18 @@ export const MOICA_FID = {
   VERSION: 0x0905,
   PKCS15_DF: 0x5030,
   PRKDF: 0x4100,
+  PUKDF: 0x4101,
   CDF: 0x4104,
   CERTIFICATES: 0x08f2,
+  /** The key EF selected for VERIFY and private-key operations. */
   KEYS: 0x0810,
+  /** Another public-key EF the PuKDF may point to (spec corrections). */
+  KEYS_ALT: 0x0811,
 } as const;
+
+/** Le of the card-information reads (spec corrections: 0903 with 16, 0905 with 24). */
+export const MOICA_SERIAL_LENGTH = 16;
+export const MOICA_VERSION_LENGTH = 24;
 
 /** Largest READ BINARY the cards are asked for; 16 after a `69 87`. */
 export const MOICA_READ_CHUNK = 0xc8;
