@@ -89,6 +89,11 @@ export function gen2SelectFid(fid: number): CommandApdu {
   return { cla: 0x00, ins: 0xa4, p1: 0x00, p2: 0x04, data: fidBytes(fid), le: 256 };
 }
 
+/** Generation 2 SELECT by FID through the secure channel: no Le (goes out as `04 A4 00 04 18`). */
+export function gen2SecureSelectFid(fid: number): CommandApdu {
+  return { cla: 0x00, ins: 0xa4, p1: 0x00, p2: 0x04, data: fidBytes(fid) };
+}
+
 /** Generation 2 READ BINARY (CLA 00; the spec gives no class for it: see docs). */
 export function gen2ReadBinary(offset: number, length: number): CommandApdu {
   return { cla: 0x00, ins: 0xb0, p1: (offset >> 8) & 0x7f, p2: offset & 0xff, le: length };
