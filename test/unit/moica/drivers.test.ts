@@ -27,6 +27,10 @@ const hexOf = (apdus: Buffer[]) => apdus.map((c) => c.toString('hex'));
 /** Command headers (CLA INS P1 P2) as hex, in the order sent. */
 const headers = (apdus: Buffer[]) => apdus.map((c) => c.subarray(0, 4).toString('hex'));
 
+// The test PKI's RSA keys are generated once per process; on a busy machine that alone can
+// take longer than one test's default timeout, so it happens here, not in the first test.
+beforeAll(() => getTestPki(), 60_000);
+
 describe.each([1, 2] as Generation[])('MOICA generation %i driver', (generation) => {
   it('is recognised and opened as its generation', async () => {
     const { registry } = await setup(generation);
