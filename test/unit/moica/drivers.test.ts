@@ -1,4 +1,5 @@
 import { constants, createHash, publicEncrypt, randomBytes, verify } from 'node:crypto';
+import { jest } from '@jest/globals';
 import type { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { openMoicaCard } from '../../../src/cards/moica/open.js';
 import type { MoicaCard, MoicaDriverOptions } from '../../../src/cards/moica/moica-card.js';
@@ -93,6 +94,18 @@ describe.each([1, 2] as Generation[])('MOICA generation %i driver', (generation)
     expect(seen[0]!.details).toMatchObject({ id: 'SIGN', generation });
     const unchecked = await withDriver(registry, (c) => c.listCertificates({ crossCheck: false }), false);
     expect(unchecked[0]!.publicKeyChecked).toBe(false);
+  });
+
+  it('without a warn option reports the mismatch as a process warning (never silently)', async () => {
+    const { registry } = await setup(generation, { wrongPublicKeyRecord: true });
+    const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    try {
+      const certs = await withDriver(registry, (c) => c.listCertificates(), false);
+      expect(certs[0]!.publicKeyChecked).toBe(false);
+      expect(emitWarning.mock.calls).toEqual([[expect.stringMatching(/SIGN.*does not match/), expect.objectContaining({ code: 'CARDBRIDGE_MOICA' })]]);
+    } finally {
+      emitWarning.mockRestore();
+    }
   });
 
   it('finds the public keys through the PuKDF: key EF path and key reference from its entries', async () => {
