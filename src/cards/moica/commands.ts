@@ -28,10 +28,18 @@ export const MOICA_FID = {
   VERSION: 0x0905,
   PKCS15_DF: 0x5030,
   PRKDF: 0x4100,
+  PUKDF: 0x4101,
   CDF: 0x4104,
   CERTIFICATES: 0x08f2,
+  /** The key EF selected for VERIFY and private-key operations. */
   KEYS: 0x0810,
+  /** Another public-key EF the PuKDF may point to (spec corrections). */
+  KEYS_ALT: 0x0811,
 } as const;
+
+/** Le of the card-information reads (spec corrections: 0903 with 16, 0905 with 24). */
+export const MOICA_SERIAL_LENGTH = 16;
+export const MOICA_VERSION_LENGTH = 24;
 
 /** Largest READ BINARY the cards are asked for; 16 after a `69 87`. */
 export const MOICA_READ_CHUNK = 0xc8;
@@ -79,6 +87,11 @@ export function privateOperationResult(offset: number, length: number): CommandA
 /** Generation 2 SELECT by FID inside the applet (P2 04, with Le). */
 export function gen2SelectFid(fid: number): CommandApdu {
   return { cla: 0x00, ins: 0xa4, p1: 0x00, p2: 0x04, data: fidBytes(fid), le: 256 };
+}
+
+/** Generation 2 SELECT by FID through the secure channel: no Le (goes out as `04 A4 00 04 18`). */
+export function gen2SecureSelectFid(fid: number): CommandApdu {
+  return { cla: 0x00, ins: 0xa4, p1: 0x00, p2: 0x04, data: fidBytes(fid) };
 }
 
 /** Generation 2 READ BINARY (CLA 00; the spec gives no class for it: see docs). */

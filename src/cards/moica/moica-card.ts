@@ -5,12 +5,13 @@ import type { CardTransport } from '../../pcsc/transport.js';
 import { statusWordError } from '../../pcsc/status-words.js';
 import { type Pkcs1HashName, pkcs1v15SignatureBlock, pkcs1v15Type2Unpad } from '../../crypto/pkcs1.js';
 import { type CertificateFacts, certificateFacts } from './certificate-facts.js';
-import { MOICA_FID, MOICA_READ_CHUNK, MOICA_SMALL_READ_CHUNK } from './commands.js';
+import { MOICA_FID, MOICA_READ_CHUNK, MOICA_SERIAL_LENGTH, MOICA_SMALL_READ_CHUNK, MOICA_VERSION_LENGTH } from './commands.js';
 import {
   type Pkcs15KeyUsage,
   type Pkcs15Path,
   decodeCertificateObject,
   decodePrivateKeyObject,
+  decodePublicKeyObject,
   derElementLength,
   describeObjectId,
   splitDirectoryRecords,
@@ -39,8 +40,21 @@ export interface MoicaCertificate {
   /** The private key's reference from the PrKDF (user certificates only). */
   keyReference?: number;
   keyUsage?: Pkcs15KeyUsage[];
-  /** True when the card's own public-key record was read and matches the certificate. */
+  /**
+   * True when the card's own public-key record (found through the PuKDF) was read and matches
+   * the certificate. False says nothing is wrong with the certificate: its key is the one used.
+   */
   publicKeyChecked: boolean;
+}
+
+/** A PuKDF entry: where the card keeps one public key (spec corrections). */
+export interface MoicaPublicKeyEntry {
+  /** `SIGN`, `KEYX` (hex if not ASCII), matching the CDF and PrKDF ids. */
+  id: string;
+  /** Reference for READ RECORD (gen 1: records ref+2, ref+3) or `80 B2 <ref>` (gen 2). */
+  keyReference: number;
+  /** The key EF, e.g. 3F00 5030 0810 or 0811. */
+  path: Pkcs15Path;
 }
 
 export interface ListCertificatesOptions {
@@ -52,8 +66,10 @@ export interface MoicaCard {
   readonly generation: 1 | 2;
   cardInfo(): Promise<MoicaCardInfo>;
   listCertificates(options?: ListCertificatesOptions): Promise<MoicaCertificate[]>;
+  /** The PuKDF entries that say where each public key is. */
+  listPublicKeys(): Promise<MoicaPublicKeyEntry[]>;
   /** The modulus from the card's key records (big-endian, no leading zeros). */
-  readPublicModulus(keyReference: number): Promise<Buffer>;
+  readPublicModulus(key: MoicaPublicKeyEntry): Promise<Buffer>;
   /** Protected VERIFY only (never a plain one); 6–8 digits or `PinLength` before any APDU. */
   verifyPin(pin: string): Promise<void>;
   /**
@@ -70,6 +86,16 @@ export interface MoicaCard {
 export interface MoicaDriverOptions {
   /** Random bytes for IVs and host challenges; injectable for recorded-vector tests. */
   random?: (length: number) => Buffer;
+  /**
+   * Where the driver reports what it tolerated (a public-key record that does not match its
+   * certificate, a key the PuKDF does not locate). Details hold no PIN and no personal data.
+   * Default: a process warning (stderr), so the mismatch is never silent.
+   */
+  warn?: (message: string, details: Record<string, unknown>) => void;
+}
+
+function processWarning(message: string, details: Record<string, unknown>): void {
+  process.emitWarning(message, { code: 'CARDBRIDGE_MOICA', detail: JSON.stringify(details) });
 }
 
 /** RSA-2048 only (spec §2). */
@@ -103,9 +129,19 @@ export function pinStatusError(sw: number): CardBridgeError {
   return error;
 }
 
+/** READ BINARY answers that carry data. */
+function readOk(response: ResponseApdu): boolean {
+  return (response.sw === 0x9000 || response.sw === 0x6282) && response.data.length > 0;
+}
+
 /** Largest directory file read before giving up on finding its end. */
 const MAX_DIRECTORY_SIZE = 0x4000;
 const MAX_CERTIFICATE_SIZE = 0x2000;
+
+/** Errors that say the card's files are not laid out as expected, as opposed to a lost card. */
+function isKeyLayoutSurprise(e: unknown): e is CardBridgeError {
+  return e instanceof CardBridgeError && (e.code === 'CardError' || e.code === 'ProtocolError');
+}
 
 export function reverseWords(bytes: Uint8Array): Buffer {
   if (bytes.length % 4 !== 0) throw new CardBridgeError('ProtocolError', 'Key record is not a whole number of 32-bit words');
@@ -133,11 +169,13 @@ export abstract class MoicaCardBase implements MoicaCard {
   abstract readonly generation: 1 | 2;
   protected readonly transport: CardTransport;
   protected readonly random: (length: number) => Buffer;
+  protected readonly warn: (message: string, details: Record<string, unknown>) => void;
   #smallReads = false;
 
   protected constructor(transport: CardTransport, options: MoicaDriverOptions = {}) {
     this.transport = transport;
     this.random = options.random ?? randomBytes;
+    this.warn = options.warn ?? processWarning;
   }
 
   /** Selects a path of FIDs below the card's root (MF or applet); the root itself is implied. */
@@ -145,17 +183,21 @@ export abstract class MoicaCardBase implements MoicaCard {
   protected abstract readBinaryCommand(offset: number, length: number): Promise<ResponseApdu>;
   /** FID that starts absolute paths in the CDF (3F00, or 7FFF for the gen-2 applet). */
   protected abstract get pathRoot(): number;
-  abstract readPublicModulus(keyReference: number): Promise<Buffer>;
+  abstract readPublicModulus(key: MoicaPublicKeyEntry): Promise<Buffer>;
   protected abstract verifyPinChecked(pin: string): Promise<void>;
   protected abstract privateOperationChecked(keyReference: number, block: Buffer, pin: string): Promise<Buffer>;
 
   /**
    * READ BINARY from the selected EF until `length` bytes or the end of the file. Reads in
-   * 0xC8-byte chunks and, after a `69 87`, in 16-byte chunks (spec §2).
+   * 0xC8-byte chunks and, after a `69 87`, in 16-byte chunks (spec §2). A `67 00` means the
+   * read ran past the end of the file (spec corrections): what is left is read with a shorter
+   * Le. With `errorsEndFile` (directory files) any other error status is the end of the file
+   * too, as the verified module treats it.
    */
-  protected async readBinary(offset: number, length: number): Promise<{ data: Buffer; atEnd: boolean }> {
+  protected async readBinary(offset: number, length: number, { errorsEndFile = false } = {}): Promise<{ data: Buffer; atEnd: boolean }> {
     const parts: Buffer[] = [];
     let got = 0;
+    const done = (atEnd: boolean) => ({ data: Buffer.concat(parts), atEnd });
     while (got < length) {
       const chunk = Math.min(length - got, this.#smallReads ? MOICA_SMALL_READ_CHUNK : MOICA_READ_CHUNK);
       const response = await this.readBinaryCommand(offset + got, chunk);
@@ -163,22 +205,54 @@ export abstract class MoicaCardBase implements MoicaCard {
         this.#smallReads = true;
         continue;
       }
-      if (response.sw === 0x6b00 || (response.sw === 0x6282 && response.data.length === 0)) return { data: Buffer.concat(parts), atEnd: true };
-      if (response.sw !== 0x9000 && response.sw !== 0x6282) throw statusWordError(response.sw, 'READ BINARY');
-      if (response.data.length === 0) throw new CardBridgeError('ProtocolError', 'READ BINARY returned no data');
+      if (response.sw === 0x6700) {
+        const rest = await this.readLongestPrefix(offset + got, chunk);
+        if (rest.length > 0) parts.push(rest);
+        return done(true);
+      }
+      if (!readOk(response)) {
+        if (errorsEndFile || response.sw === 0x6b00 || response.sw === 0x6282) return done(true);
+        if (response.sw === 0x9000) throw new CardBridgeError('ProtocolError', 'READ BINARY returned no data');
+        throw statusWordError(response.sw, 'READ BINARY');
+      }
       parts.push(response.data);
       got += response.data.length;
-      if (response.sw === 0x6282 || response.data.length < chunk) return { data: Buffer.concat(parts), atEnd: true };
+      if (response.sw === 0x6282 || response.data.length < chunk) return done(true);
     }
-    return { data: Buffer.concat(parts), atEnd: false };
+    return done(false);
   }
 
-  /** Reads a PKCS#15 directory file record by record until padding (00/FF) or its end. */
+  /**
+   * After `67 00` to a read of `tooLong` bytes: the most bytes from `offset` the card will
+   * return, found by halving (a failed READ BINARY changes nothing on the card).
+   */
+  private async readLongestPrefix(offset: number, tooLong: number): Promise<Buffer> {
+    let fits = 0;
+    let best: Buffer = Buffer.alloc(0);
+    let fails = tooLong;
+    while (fails - fits > 1) {
+      const probe = (fits + fails) >> 1;
+      const response = await this.readBinaryCommand(offset, probe);
+      if (!readOk(response)) {
+        fails = probe;
+        continue;
+      }
+      best = response.data;
+      if (response.data.length < probe) break; // the card said where the file ends
+      fits = probe;
+    }
+    return best;
+  }
+
+  /**
+   * Reads a PKCS#15 directory file record by record until padding (00/FF) or its end; any
+   * error status while reading is the end of the file (spec corrections).
+   */
   protected async readDirectory(fids: number[]): Promise<Buffer[]> {
     await this.selectPath(fids);
     let bytes = Buffer.alloc(0);
     for (;;) {
-      const { data, atEnd } = await this.readBinary(bytes.length, MOICA_READ_CHUNK);
+      const { data, atEnd } = await this.readBinary(bytes.length, MOICA_READ_CHUNK, { errorsEndFile: true });
       bytes = Buffer.concat([bytes, data]);
       const split = splitDirectoryRecords(bytes, atEnd);
       if (split.complete) return split.records;
@@ -214,15 +288,29 @@ export abstract class MoicaCardBase implements MoicaCard {
 
   async cardInfo(): Promise<MoicaCardInfo> {
     await this.selectPath([MOICA_FID.INFO_DF, MOICA_FID.SERIAL]);
-    const serial = printable((await this.readBinary(0, 16)).data);
+    const serial = printable((await this.readBinary(0, MOICA_SERIAL_LENGTH)).data);
     await this.selectPath([MOICA_FID.INFO_DF, MOICA_FID.VERSION]);
-    const version = printable((await this.readBinary(0, 32)).data);
+    const version = printable((await this.readBinary(0, MOICA_VERSION_LENGTH)).data);
     return { generation: this.generation, serialNumber: serial, version };
+  }
+
+  async listPublicKeys(): Promise<MoicaPublicKeyEntry[]> {
+    const entries: MoicaPublicKeyEntry[] = [];
+    for (const object of (await this.readDirectory([MOICA_FID.PKCS15_DF, MOICA_FID.PUKDF])).map(decodePublicKeyObject)) {
+      const id = describeObjectId(object.id);
+      if (object.keyReference === undefined || object.path === undefined) {
+        this.warn(`PuKDF entry ${id} gives no key reference or path; its key is not checked`, { id, generation: this.generation });
+        continue;
+      }
+      entries.push({ id, keyReference: object.keyReference, path: object.path });
+    }
+    return entries;
   }
 
   async listCertificates(options: ListCertificatesOptions = {}): Promise<MoicaCertificate[]> {
     const cdf = (await this.readDirectory([MOICA_FID.PKCS15_DF, MOICA_FID.CDF])).map(decodeCertificateObject);
     const prkdf = (await this.readDirectory([MOICA_FID.PKCS15_DF, MOICA_FID.PRKDF])).map(decodePrivateKeyObject);
+    const publicKeys = (options.crossCheck ?? true) ? await this.publicKeysTolerantly() : [];
     const out: MoicaCertificate[] = [];
     for (const object of cdf) {
       const der = await this.readCertificate(object.path);
@@ -233,28 +321,51 @@ export abstract class MoicaCardBase implements MoicaCard {
       if (key?.keyReference !== undefined) {
         certificate.keyReference = key.keyReference;
         certificate.keyUsage = key.usage;
-        if (options.crossCheck ?? true) certificate.publicKeyChecked = await this.crossCheck(certificate);
+        if (options.crossCheck ?? true) certificate.publicKeyChecked = await this.crossCheck(certificate, publicKeys);
       }
       out.push(certificate);
     }
     return out;
   }
 
-  /** Certificate key vs. the card's key records. A mismatch is an error, a missing record is not. */
-  private async crossCheck(certificate: MoicaCertificate): Promise<boolean> {
+  /** The PuKDF entries, or none when the PuKDF cannot be read: listing never fails on it. */
+  private async publicKeysTolerantly(): Promise<MoicaPublicKeyEntry[]> {
+    try {
+      return await this.listPublicKeys();
+    } catch (e) {
+      if (!isKeyLayoutSurprise(e)) throw e;
+      this.warn(`The PuKDF could not be read (${e.message}); certificate keys are not checked`, { generation: this.generation });
+      return [];
+    }
+  }
+
+  /**
+   * Certificate key vs. the card's key records located through the PuKDF. The certificate's
+   * key is what every caller uses; this check only reports. A layout the driver did not expect
+   * (no entry, an unreadable or odd record, another modulus) is logged and leaves
+   * `publicKeyChecked` false; it never makes certificate listing fail (spec corrections).
+   */
+  private async crossCheck(certificate: MoicaCertificate, publicKeys: MoicaPublicKeyEntry[]): Promise<boolean> {
     const expected = certificate.facts.publicKey?.modulus;
-    if (!expected || certificate.keyReference === undefined) return false;
+    if (!expected) return false;
+    const entry = publicKeys.find((k) => k.id === certificate.id);
+    const details = { id: certificate.id, generation: this.generation };
+    if (!entry) {
+      this.warn(`The card has no PuKDF entry for ${certificate.id}; its certificate key is used unchecked`, details);
+      return false;
+    }
+    const where = { ...details, keyReference: entry.keyReference, path: entry.path.path.toString('hex').toUpperCase() };
     let modulus: Buffer;
     try {
-      modulus = await this.readPublicModulus(certificate.keyReference);
+      modulus = await this.readPublicModulus(entry);
     } catch (e) {
-      if (e instanceof CardBridgeError && e.code === 'CardError') return false;
-      throw e;
+      if (!isKeyLayoutSurprise(e)) throw e;
+      this.warn(`The card's ${certificate.id} public-key record could not be read (${e.message}); the certificate key is used`, where);
+      return false;
     }
     if (!modulus.equals(expected)) {
-      throw new CardBridgeError('ProtocolError', `The card's ${certificate.id} key does not match its certificate`, {
-        hint: 'The card holds a certificate for another key; it cannot produce valid signatures with it.',
-      });
+      this.warn(`The card's ${certificate.id} public-key record does not match its certificate; the certificate key is used`, where);
+      return false;
     }
     return true;
   }

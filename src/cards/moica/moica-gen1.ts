@@ -2,7 +2,7 @@ import { CardBridgeError } from '../../errors.js';
 import type { ResponseApdu } from '../../pcsc/apdu.js';
 import type { CardTransport } from '../../pcsc/transport.js';
 import { expectSuccess, statusWordError } from '../../pcsc/status-words.js';
-import { MOICA_GEN1_PIN_KEY, MOICA_GEN1_PIN_KEY_ALT, moicaProtectedPinBlock } from '../../crypto/moica-pin-block.js';
+import { MOICA_GEN1_PIN_KEY, moicaProtectedPinBlock } from '../../crypto/moica-pin-block.js';
 import { DES_BLOCK_SIZE } from '../../crypto/des.js';
 import {
   MOICA_FID,
@@ -13,7 +13,15 @@ import {
   privateOperationPart,
   privateOperationResult,
 } from './commands.js';
-import { MOICA_MODULUS_LENGTH, MoicaCardBase, type MoicaDriverOptions, pinStatusError, reverseWords, stripLeadingZeros } from './moica-card.js';
+import {
+  MOICA_MODULUS_LENGTH,
+  MoicaCardBase,
+  type MoicaDriverOptions,
+  type MoicaPublicKeyEntry,
+  pinStatusError,
+  reverseWords,
+  stripLeadingZeros,
+} from './moica-card.js';
 
 const KEY_RECORD_LENGTH = 128;
 
@@ -23,8 +31,6 @@ const KEY_RECORD_LENGTH = 128;
  */
 export class MoicaGen1Card extends MoicaCardBase {
   readonly generation = 1 as const;
-  /** The protected-VERIFY key this card's batch uses, once known. */
-  #pinKey: string = MOICA_GEN1_PIN_KEY;
 
   constructor(transport: CardTransport, options: MoicaDriverOptions = {}) {
     super(transport, options);
@@ -47,14 +53,19 @@ export class MoicaGen1Card extends MoicaCardBase {
     return this.transport.transmit(gen1ReadBinary(offset, length));
   }
 
-  /** Records keyRef+2 and keyRef+3 hold the modulus with its 32-bit words reversed. */
-  async readPublicModulus(keyReference: number): Promise<Buffer> {
-    await this.selectPath([MOICA_FID.PKCS15_DF, MOICA_FID.KEYS]);
+  /**
+   * In the key EF the PuKDF names, records ref+2 and ref+3 (ref: the PuKDF's key reference)
+   * hold the modulus with its 32-bit words reversed. Byte 0 of a record is not checked: the
+   * verified module does not check it either.
+   */
+  async readPublicModulus(key: MoicaPublicKeyEntry): Promise<Buffer> {
+    await this.selectPath(this.pathFids(key.path));
     const halves: Buffer[] = [];
-    for (const record of [keyReference + 2, keyReference + 3]) {
+    for (const record of [key.keyReference + 2, key.keyReference + 3]) {
+      if (record > 0xff) throw new CardBridgeError('ProtocolError', `PuKDF key reference ${key.keyReference} is out of range`);
       const data = expectSuccess(await this.transport.transmit(gen1ReadKeyRecord(record)), 'READ RECORD (public key)');
-      if (data.length !== KEY_RECORD_LENGTH + 1 || data[0] !== record) {
-        throw new CardBridgeError('ProtocolError', `Key record ${record} has an unexpected form`);
+      if (data.length !== KEY_RECORD_LENGTH + 1) {
+        throw new CardBridgeError('ProtocolError', `Key record ${record} holds ${data.length} bytes, not ${KEY_RECORD_LENGTH + 1}`);
       }
       halves.push(data.subarray(1));
     }
@@ -67,26 +78,32 @@ export class MoicaGen1Card extends MoicaCardBase {
   }
 
   /**
-   * `8C 20 00 01 20 ‖ IV ‖ C`. A `6A 88` means the cryptogram was made with the other batch's
-   * key: the card could not read it and spent no try, so the same PIN goes once more under
-   * the other key (spec §2 step 4). Any other answer ends the attempt.
+   * `8C 20 00 01 20 ‖ IV ‖ C`, sent once. `90 00` verified, `63 Cx` wrong PIN, `69 83` blocked,
+   * anything else an error (spec corrections). In particular no second VERIFY under the other
+   * batch's key after `6A 88`: that rule comes only from static analysis, every VERIFY sent
+   * may cost a try, and gen 1 offers no way to read the retry counter that would prove the
+   * first one cost nothing (a data-less VERIFY is a plain VERIFY, which the card charges).
    */
   private async protectedVerify(pin: string): Promise<void> {
-    const keys = this.#pinKey === MOICA_GEN1_PIN_KEY ? [MOICA_GEN1_PIN_KEY, MOICA_GEN1_PIN_KEY_ALT] : [this.#pinKey];
-    for (const key of keys) {
-      const iv = this.random(DES_BLOCK_SIZE);
-      const block = moicaProtectedPinBlock(pin, iv, key);
-      block.pinbuf.fill(0);
-      const response = await this.transport.transmit(gen1ProtectedVerify(iv, block.cryptogram));
-      if (response.sw === 0x6a88) continue;
-      if (response.sw !== 0x9000) throw pinStatusError(response.sw);
-      this.#pinKey = key;
-      return;
+    const iv = this.random(DES_BLOCK_SIZE);
+    const block = moicaProtectedPinBlock(pin, iv, MOICA_GEN1_PIN_KEY);
+    block.pinbuf.fill(0);
+    const response = await this.transport.transmit(gen1ProtectedVerify(iv, block.cryptogram));
+    if (response.sw === 0x9000) return;
+    if (response.sw === 0x6a88) {
+      throw new CardBridgeError(
+        'UnsupportedCard',
+        'The card answered 6A 88 to the protected VERIFY: it may use another PIN protection key. The PIN was not sent again.',
+        {
+          sw: 0x6a88,
+          stage: 'pin-protection-key',
+          hint:
+            'This card did not accept the PIN protection cardbridge uses (this attempt may have cost a PIN try). ' +
+            'cardbridge does not try again with another key, so no further try is spent; please report the card version (cardbridge read moica).',
+        },
+      );
     }
-    throw new CardBridgeError('UnsupportedCard', 'The card accepts neither known PIN protection key', {
-      sw: 0x6a88,
-      hint: 'This citizen certificate card batch is not supported yet.',
-    });
+    throw pinStatusError(response.sw);
   }
 
   protected async privateOperationChecked(keyReference: number, block: Buffer, pin: string): Promise<Buffer> {

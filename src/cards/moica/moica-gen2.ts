@@ -12,13 +12,21 @@ import {
   MOICA_ISD_AID,
   gen2ReadBinary,
   gen2ReadModulusHalf,
+  gen2SecureSelectFid,
   gen2SelectFid,
   gen2VerifyUnderChannel,
   privateOperationPart,
   privateOperationResult,
   selectByAid,
 } from './commands.js';
-import { MOICA_MODULUS_LENGTH, MoicaCardBase, type MoicaDriverOptions, pinStatusError, stripLeadingZeros } from './moica-card.js';
+import {
+  MOICA_MODULUS_LENGTH,
+  MoicaCardBase,
+  type MoicaDriverOptions,
+  type MoicaPublicKeyEntry,
+  pinStatusError,
+  stripLeadingZeros,
+} from './moica-card.js';
 import { Scp03Transport } from './scp03-transport.js';
 
 const STATIC_KEY_LENGTH = 16;
@@ -44,10 +52,15 @@ export class MoicaGen2Card extends MoicaCardBase {
     expectSuccess(await this.transport.transmit(MOICA_GEN2_SELECT_APPLET), 'SELECT MOICA applet');
   }
 
+  /**
+   * Plain: the applet, then `00 A4 00 04 02 <FID> 00` (with Le). Through the secure channel:
+   * `04 A4 00 04` without Le, as the spec's corrections say.
+   */
   protected async selectPath(fids: number[], transport: CardTransport = this.transport): Promise<void> {
-    if (transport === this.transport) await this.selectApplet();
+    const secured = transport !== this.transport;
+    if (!secured) await this.selectApplet();
     for (const fid of fids) {
-      const response = await transport.transmit(gen2SelectFid(fid));
+      const response = await transport.transmit(secured ? gen2SecureSelectFid(fid) : gen2SelectFid(fid));
       if (response.sw !== 0x9000 && (response.sw & 0xff00) !== 0x6200) {
         throw statusWordError(response.sw, `SELECT ${fid.toString(16).padStart(4, '0').toUpperCase()}`);
       }
@@ -58,12 +71,12 @@ export class MoicaGen2Card extends MoicaCardBase {
     return this.transport.transmit(gen2ReadBinary(offset, length));
   }
 
-  /** `80 B2 <keyRef> 03|04`: the plain modulus halves. */
-  async readPublicModulus(keyReference: number): Promise<Buffer> {
-    await this.selectPath([MOICA_FID.PKCS15_DF, MOICA_FID.KEYS]);
+  /** `80 B2 <ref> 03|04` in the key EF the PuKDF names, ref from the PuKDF: the plain halves. */
+  async readPublicModulus(key: MoicaPublicKeyEntry): Promise<Buffer> {
+    await this.selectPath(this.pathFids(key.path));
     const halves: Buffer[] = [];
     for (const half of [1, 2] as const) {
-      const data = expectSuccess(await this.transport.transmit(gen2ReadModulusHalf(keyReference, half)), 'Read public key');
+      const data = expectSuccess(await this.transport.transmit(gen2ReadModulusHalf(key.keyReference, half)), 'Read public key');
       if (data.length !== MOICA_MODULUS_LENGTH / 2) throw new CardBridgeError('ProtocolError', `Public key half of ${data.length} bytes`);
       halves.push(data);
     }
@@ -79,11 +92,12 @@ export class MoicaGen2Card extends MoicaCardBase {
       throw new CardBridgeError('UnsupportedCard', 'The card does not use 16-byte secure-channel keys', { stage: 'key-info' });
     }
     expectSuccess(await this.transport.transmit(selectByAid(MOICA_ISD_AID)), 'SELECT ISD');
+    // `45 0A <10-byte card id>`, possibly followed by more bytes (spec corrections: "at least 12").
     const cardId = expectSuccess(await this.transport.transmit(MOICA_GEN2_GET_CARD_ID), 'GET DATA 45');
-    if (cardId.length !== 2 + MOICA_CARD_ID_LENGTH || cardId[0] !== 0x45 || cardId[1] !== MOICA_CARD_ID_LENGTH) {
+    if (cardId.length < 2 + MOICA_CARD_ID_LENGTH || cardId[0] !== 0x45 || cardId[1]! < MOICA_CARD_ID_LENGTH) {
       throw new CardBridgeError('ProtocolError', 'GET DATA 45 did not return a 10-byte card id', { stage: 'card-id' });
     }
-    this.#staticKeys = diversifyMoicaStaticKeys(cardId.subarray(2));
+    this.#staticKeys = diversifyMoicaStaticKeys(cardId.subarray(2, 2 + MOICA_CARD_ID_LENGTH));
     return this.#staticKeys;
   }
 

@@ -4,8 +4,9 @@ import { decodeNamedBits, encodeNamedBits } from '../../crypto/named-bits.js';
 
 /**
  * The PKCS#15 directory records MOICA cards keep in DF 5030 (specs/moica-card.md §2, "Files"):
- * CDF entries (CertificateObject) and PrKDF entries (PrivateKeyObject), decoded and encoded
- * with asn1js. Only the fields cardbridge uses are modelled; unknown fields are skipped.
+ * CDF entries (CertificateObject), PrKDF entries (PrivateKeyObject) and PuKDF entries
+ * (PublicKeyObject: where the card keeps a public key, see the spec's corrections), decoded and
+ * encoded with asn1js. Only the fields cardbridge uses are modelled; unknown fields are skipped.
  *
  * PKCS15Object ::= SEQUENCE { commonObjectAttributes, classAttributes,
  *                             subClassAttributes [0] OPTIONAL, typeAttributes [1] }
@@ -44,7 +45,11 @@ export const PKCS15_KEY_USAGE = {
 } as const;
 export type Pkcs15KeyUsage = keyof typeof PKCS15_KEY_USAGE;
 
-export interface Pkcs15PrivateKeyObject {
+/**
+ * A PrKDF or PuKDF entry. Private and public RSA key objects share this shape: common object
+ * attributes, CommonKeyAttributes (iD, usage, keyReference) and [1] { Path, modulusLength }.
+ */
+export interface Pkcs15KeyObject {
   label?: string;
   /** PIN object the key is protected by (CommonObjectAttributes.authId). */
   authId?: Buffer;
@@ -54,6 +59,10 @@ export interface Pkcs15PrivateKeyObject {
   path?: Pkcs15Path;
   modulusLength?: number;
 }
+
+export type Pkcs15PrivateKeyObject = Pkcs15KeyObject;
+/** A PuKDF entry: `path` is the public-key EF, `keyReference` the READ RECORD reference. */
+export type Pkcs15PublicKeyObject = Pkcs15KeyObject;
 
 /** Record bytes that start a padding run instead of another record. */
 const PADDING = new Set([0x00, 0xff]);
@@ -210,13 +219,13 @@ export function decodeCertificateObject(der: Uint8Array): Pkcs15CertificateObjec
   return out;
 }
 
-export function decodePrivateKeyObject(der: Uint8Array): Pkcs15PrivateKeyObject {
-  const { common, classAttributes, typeAttributes } = objectParts(der, 'PrivateKeyObject');
+function decodeKeyObject(der: Uint8Array, what: string): Pkcs15KeyObject {
+  const { common, classAttributes, typeAttributes } = objectParts(der, what);
   const id = universal(classAttributes, asn1js.OctetString)[0];
   const usage = universal(classAttributes, asn1js.BitString)[0];
-  if (!id || !usage) throw malformed('PrivateKeyObject without iD or usage');
+  if (!id || !usage) throw malformed(`${what} without iD or usage`);
   const bits = decodeNamedBits(usage);
-  const out: Pkcs15PrivateKeyObject = {
+  const out: Pkcs15KeyObject = {
     ...commonAttributes(common),
     id: Buffer.from(id.valueBlock.valueHexView),
     usage: (Object.keys(PKCS15_KEY_USAGE) as Pkcs15KeyUsage[]).filter((name) => bits.has(PKCS15_KEY_USAGE[name])),
@@ -227,6 +236,14 @@ export function decodePrivateKeyObject(der: Uint8Array): Pkcs15PrivateKeyObject 
   if (value instanceof asn1js.Sequence) out.path = decodePath(value);
   if (modulusLength instanceof asn1js.Integer) out.modulusLength = integerValue(modulusLength);
   return out;
+}
+
+export function decodePrivateKeyObject(der: Uint8Array): Pkcs15PrivateKeyObject {
+  return decodeKeyObject(der, 'PrivateKeyObject');
+}
+
+export function decodePublicKeyObject(der: Uint8Array): Pkcs15PublicKeyObject {
+  return decodeKeyObject(der, 'PublicKeyObject');
 }
 
 // ——— encoders (the virtual cards' files) ———
@@ -266,7 +283,7 @@ export function encodeCertificateObject(object: Pkcs15CertificateObject): Buffer
   return Buffer.from(record.toBER(false));
 }
 
-export function encodePrivateKeyObject(object: Pkcs15PrivateKeyObject): Buffer {
+function encodeKeyObject(object: Pkcs15KeyObject): Buffer {
   const classAttributes: asn1js.AsnType[] = [
     new asn1js.OctetString({ valueHex: object.id }),
     encodeNamedBits(object.usage.map((u) => PKCS15_KEY_USAGE[u])),
@@ -283,6 +300,14 @@ export function encodePrivateKeyObject(object: Pkcs15PrivateKeyObject): Buffer {
     ],
   });
   return Buffer.from(record.toBER(false));
+}
+
+export function encodePrivateKeyObject(object: Pkcs15PrivateKeyObject): Buffer {
+  return encodeKeyObject(object);
+}
+
+export function encodePublicKeyObject(object: Pkcs15PublicKeyObject): Buffer {
+  return encodeKeyObject(object);
 }
 
 /** A directory file: the records one after another, then `pad` bytes up to `size`. */

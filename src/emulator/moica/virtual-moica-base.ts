@@ -8,16 +8,29 @@ import {
   encodeCertificateObject,
   encodeDirectoryFile,
   encodePrivateKeyObject,
+  encodePublicKeyObject,
 } from '../../cards/moica/pkcs15.js';
 import type { VirtualCard } from '../virtual-card.js';
 import type { MoicaTestPki } from './test-pki.js';
 
 /**
  * What both virtual MOICA generations share: the file system of specs/moica-card.md (DF 0900
- * with serial and version, DF 5030 with PrKDF, CDF, the shared certificate EF and the key
- * EF), the PIN with its retry counter, and raw RSA private-key operations with real keys from
- * the test PKI. Every APDU received is recorded so tests can prove what crossed the wire.
+ * with serial and version, DF 5030 with PrKDF, PuKDF, CDF, the shared certificate EF and the
+ * key EFs), the PIN with its retry counter, and raw RSA private-key operations with real keys
+ * from the test PKI. Every APDU received is recorded so tests can prove what crossed the wire.
+ *
+ * The model follows the spec's corrections from real cards, strictly, so that a driver built
+ * on the older reading fails here: public keys sit where the PuKDF says (by default in EF 0811
+ * or under a key reference other than the PrKDF's), the version EF is 24 bytes and a READ
+ * BINARY past the end of a file answers `67 00`, a private operation returns at most 128 bytes
+ * so `80 C1` is always needed.
  */
+
+/** Where one public key's records are: the EF (below DF 5030) and the READ RECORD reference. */
+export interface PublicKeyLocation {
+  fid: number;
+  ref: number;
+}
 
 export interface VirtualMoicaOptions {
   /** Defaults to `TP` + 14 digits. */
@@ -33,8 +46,24 @@ export interface VirtualMoicaOptions {
   keyRefs?: { sign: number; keyx: number };
   /** Random bytes (challenges); injectable for recorded-vector tests. */
   random?: (length: number) => Buffer;
+  /**
+   * Where the PuKDF says the SIGN and KEYX public keys are. The defaults differ from the
+   * PrKDF's key references and EF on purpose: a driver must follow the PuKDF.
+   */
+  publicKeys?: { sign: PublicKeyLocation; keyx: PublicKeyLocation };
   /** Put another key's modulus in the key EF (cross-check tests). */
   wrongPublicKeyRecord?: boolean;
+  /**
+   * Size of the PKCS#15 directory files: a number (records, then padding) or 'exact' (the
+   * records and nothing after them, so reading on meets an error status). Default 0x200.
+   */
+  directoryFileSize?: number | 'exact';
+  /** Status of a READ BINARY that starts at or past the end of a file (default `6B 00`). */
+  pastEndStatus?: number;
+  /** Size of EF 0905 (default 24, as on real cards). */
+  versionFileSize?: number;
+  /** A PuKDF without entries (a card whose public keys the driver cannot locate). */
+  emptyPukdf?: boolean;
 }
 
 export type VirtualFile =
@@ -48,6 +77,10 @@ export type VirtualEf = Extract<VirtualFile, { kind: 'EF' }>;
 export const CERTIFICATE_OFFSETS = { root: 0x0000, issuing: 0x0700, sign: 0x0e00, encrypt: 0x1500 } as const;
 const CERTIFICATE_SLOT = 0x0700;
 const DIRECTORY_FILE_SIZE = 0x0200;
+/** EF 0905: the version string, space-free padding with 00 up to 24 bytes (spec corrections). */
+export const VERSION_FILE_SIZE = 24;
+/** Most result bytes `80 EA 02` returns on a real card (spec corrections). */
+export const MAX_FIRST_RESULT_LENGTH = 0x80;
 
 export const SW = {
   OK: 0x9000,
@@ -85,10 +118,14 @@ export function findChild(dir: VirtualDf, fid: number): VirtualFile | undefined 
   return dir.children.find((c) => c.fid === fid);
 }
 
-interface CardKey {
+export interface CardKey {
+  /** The private key's reference (PrKDF, `80 EA` P2). */
   ref: number;
   privateKey: KeyObject;
+  /** The modulus the public-key records hold (another key's with `wrongPublicKeyRecord`). */
   modulus: Buffer;
+  /** Where the public key's records are (PuKDF). */
+  publicKey: PublicKeyLocation;
 }
 
 function modulusOf(key: KeyObject): Buffer {
@@ -120,21 +157,35 @@ export abstract class VirtualMoicaCard implements VirtualCard {
   protected pendingHalf: { keyRef: number; data: Buffer } | undefined;
   protected result: Buffer | undefined;
 
-  protected constructor(generation: 1 | 2, pki: MoicaTestPki, options: VirtualMoicaOptions, defaultKeyRefs: { sign: number; keyx: number }) {
+  readonly publicKeyLocations: { sign: PublicKeyLocation; keyx: PublicKeyLocation };
+  readonly #pastEndStatus: number;
+
+  protected constructor(
+    generation: 1 | 2,
+    pki: MoicaTestPki,
+    options: VirtualMoicaOptions,
+    defaults: { keyRefs: { sign: number; keyx: number }; publicKeys: { sign: PublicKeyLocation; keyx: PublicKeyLocation } },
+  ) {
     this.generation = generation;
     this.serialNumber = options.serialNumber ?? 'TP03000012345678';
     this.version = options.version ?? (generation === 1 ? 'CHT V32N' : 'CHT V5.2');
-    this.keyRefs = options.keyRefs ?? defaultKeyRefs;
+    this.keyRefs = options.keyRefs ?? defaults.keyRefs;
+    this.publicKeyLocations = options.publicKeys ?? defaults.publicKeys;
+    this.#pastEndStatus = options.pastEndStatus ?? SW.WRONG_P1P2;
     this.random = options.random ?? randomBytes;
     this.#pin = moicaPinBuffer(options.pin ?? '123456');
     this.#maxTries = options.maxTries ?? 3;
     this.#triesLeft = options.triesLeft ?? this.#maxTries;
     this.keys = [
-      { ref: this.keyRefs.sign, privateKey: pki.sign.privateKey, modulus: modulusOf(pki.sign.publicKey) },
-      { ref: this.keyRefs.keyx, privateKey: pki.encrypt.privateKey, modulus: modulusOf(pki.encrypt.publicKey) },
+      { ref: this.keyRefs.sign, privateKey: pki.sign.privateKey, modulus: modulusOf(pki.sign.publicKey), publicKey: this.publicKeyLocations.sign },
+      { ref: this.keyRefs.keyx, privateKey: pki.encrypt.privateKey, modulus: modulusOf(pki.encrypt.publicKey), publicKey: this.publicKeyLocations.keyx },
     ];
     if (options.wrongPublicKeyRecord) this.keys[0]!.modulus = this.keys[1]!.modulus;
-    this.root = this.buildFileSystem(pki);
+    this.root = this.buildFileSystem(pki, {
+      directorySize: options.directoryFileSize ?? DIRECTORY_FILE_SIZE,
+      versionSize: options.versionFileSize ?? VERSION_FILE_SIZE,
+      emptyPukdf: options.emptyPukdf ?? false,
+    });
   }
 
   get triesLeft(): number {
@@ -147,10 +198,18 @@ export abstract class VirtualMoicaCard implements VirtualCard {
 
   /** The first FID of paths in the CDF: 3F00 (gen 1) or 7FFF (the applet, gen 2). */
   protected abstract get pathRoot(): number;
-  /** The key EF 0810 (records on gen 1, modulus halves on gen 2). */
-  protected abstract keyEfContent(): Buffer;
+  /** A key EF's content for the public keys located in it (records on gen 1, halves on gen 2). */
+  protected abstract keyEfContent(keys: CardKey[]): Buffer;
 
-  private buildFileSystem(pki: MoicaTestPki): VirtualDf {
+  /** The public key whose records are in EF `fid` under reference `ref`. */
+  protected publicKeyAt(fid: number, ref: number): CardKey | undefined {
+    return this.keys.find((k) => k.publicKey.fid === fid && k.publicKey.ref === ref);
+  }
+
+  private buildFileSystem(
+    pki: MoicaTestPki,
+    { directorySize, versionSize, emptyPukdf }: { directorySize: number | 'exact'; versionSize: number; emptyPukdf: boolean },
+  ): VirtualDf {
     const certificates = Buffer.alloc(CERTIFICATE_OFFSETS.encrypt + CERTIFICATE_SLOT, 0xff);
     const place = (der: Buffer, offset: number) => {
       if (der.length > CERTIFICATE_SLOT) throw new RangeError(`Certificate of ${der.length} bytes does not fit its 0x700-byte slot`);
@@ -193,13 +252,31 @@ export abstract class VirtualMoicaCard implements VirtualCard {
         modulusLength: 2048,
       }),
     ];
+    const pukdf = (emptyPukdf ? [] : (['sign', 'keyx'] as const)).map((which, i) =>
+      encodePublicKeyObject({
+        label: which === 'sign' ? 'Signature public key' : 'Encryption public key',
+        id: Buffer.from(which === 'sign' ? 'SIGN' : 'KEYX'),
+        usage: which === 'sign' ? ['verify', 'verifyRecover'] : ['encrypt', 'wrap'],
+        keyReference: this.keys[i]!.publicKey.ref,
+        path: { path: path(this.pathRoot, MOICA_FID.PKCS15_DF, this.keys[i]!.publicKey.fid) },
+        modulusLength: 2048,
+      }),
+    );
+    const directory = (records: Buffer[], pad: number) =>
+      encodeDirectoryFile(records, directorySize === 'exact' ? records.reduce((n, r) => n + r.length, 0) : directorySize, pad);
+    // The private-key EF 0810 always exists (VERIFY and `80 EA` select it); it and any other
+    // key EF the PuKDF names hold the public keys located there.
+    const keyEfs = [...new Set([MOICA_FID.KEYS as number, ...this.keys.map((k) => k.publicKey.fid)])];
+    const version = Buffer.alloc(versionSize, 0x00);
+    version.write(this.version.slice(0, versionSize), 'latin1');
     return df(this.pathRoot, [
-      df(MOICA_FID.INFO_DF, [ef(MOICA_FID.SERIAL, Buffer.from(this.serialNumber, 'latin1')), ef(MOICA_FID.VERSION, Buffer.from(this.version, 'latin1'))]),
+      df(MOICA_FID.INFO_DF, [ef(MOICA_FID.SERIAL, Buffer.from(this.serialNumber, 'latin1')), ef(MOICA_FID.VERSION, version)]),
       df(MOICA_FID.PKCS15_DF, [
-        ef(MOICA_FID.PRKDF, encodeDirectoryFile(prkdf, DIRECTORY_FILE_SIZE, 0x00)),
-        ef(MOICA_FID.CDF, encodeDirectoryFile(cdf, DIRECTORY_FILE_SIZE, 0xff)),
+        ef(MOICA_FID.PRKDF, directory(prkdf, 0x00)),
+        ef(MOICA_FID.PUKDF, directory(pukdf, 0x00)),
+        ef(MOICA_FID.CDF, directory(cdf, 0xff)),
         ef(MOICA_FID.CERTIFICATES, certificates),
-        ef(MOICA_FID.KEYS, this.keyEfContent()),
+        ...keyEfs.map((fid) => ef(fid, this.keyEfContent(this.keys.filter((k) => k.publicKey.fid === fid)))),
       ]),
     ]);
   }
@@ -247,6 +324,17 @@ export abstract class VirtualMoicaCard implements VirtualCard {
     return reply(0x63c0 | this.#triesLeft);
   }
 
+  /**
+   * A VERIFY the card could not read (gen 1: `6A 88` for another batch's cryptogram). The spec's
+   * corrections say every VERIFY sent may cost a try; the model takes the pessimistic side.
+   */
+  protected refuseVerify(sw: number): Buffer {
+    if (this.#triesLeft === 0) return reply(SW.BLOCKED);
+    this.verified = false;
+    this.#triesLeft--;
+    return reply(sw);
+  }
+
   protected keyByRef(ref: number): CardKey | undefined {
     return this.keys.find((k) => k.ref === ref);
   }
@@ -282,15 +370,19 @@ export abstract class VirtualMoicaCard implements VirtualCard {
     return reply(SW.OK, this.result.subarray(offset, offset + (command.le ?? 256)));
   }
 
-  /** READ BINARY against an EF: partial data with 62 82 past the end, 6B 00 beyond it. */
+  /**
+   * READ BINARY against an EF, as strict as a real card: a read that would run past the end of
+   * the file is refused with `67 00` (the spec's corrections: 0905 read with Le 32), one that
+   * starts at or past the end gets `pastEndStatus` (6B 00 unless a test asks for another).
+   */
   protected readBinary(file: VirtualFile | undefined, command: CommandApdu, maxLength = 256): Buffer {
     if (!file || file.kind !== 'EF') return reply(SW.NO_EF);
     if (command.p1 & 0x80) return reply(SW.WRONG_P1P2);
     const offset = (command.p1 << 8) | command.p2;
     const wanted = command.le ?? 256;
     if (wanted > maxLength) return reply(0x6987);
-    if (offset >= file.content.length) return reply(SW.WRONG_P1P2);
-    const data = file.content.subarray(offset, offset + wanted);
-    return reply(data.length < wanted ? SW.END_OF_FILE : SW.OK, data);
+    if (offset >= file.content.length) return reply(this.#pastEndStatus);
+    if (offset + wanted > file.content.length) return reply(SW.WRONG_LENGTH);
+    return reply(SW.OK, file.content.subarray(offset, offset + wanted));
   }
 }

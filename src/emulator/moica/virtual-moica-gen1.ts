@@ -4,15 +4,27 @@ import { MOICA_GEN1_PIN_KEY, MOICA_GEN1_PIN_KEY_ALT, MOICA_PIN_BUFFER_LENGTH } f
 import { constantTimeEqual } from '../../crypto/bytes.js';
 import { MOICA_FID } from '../../cards/moica/commands.js';
 import type { MoicaTestPki } from './test-pki.js';
-import { SW, type VirtualDf, type VirtualFile, VirtualMoicaCard, type VirtualMoicaOptions, findChild, reply } from './virtual-moica-base.js';
+import {
+  type CardKey,
+  MAX_FIRST_RESULT_LENGTH,
+  SW,
+  type VirtualDf,
+  type VirtualFile,
+  VirtualMoicaCard,
+  type VirtualMoicaOptions,
+  findChild,
+  reply,
+} from './virtual-moica-base.js';
 
 export interface VirtualMoicaGen1Options extends VirtualMoicaOptions {
   /** Which protected-VERIFY key batch the card belongs to (spec §2; default 'primary'). */
   pinKeyBatch?: 'primary' | 'alt';
   /** Longest READ BINARY answered; longer reads get `69 87` (default 0xC8). */
   maxReadLength?: number;
-  /** How many result bytes `80 EA 02` returns before `80 C1` is needed (default 0xC8). */
+  /** How many result bytes `80 EA 02` returns before `80 C1` is needed (at most and default 0x80). */
   firstResultLength?: number;
+  /** Byte 0 of a key record (default: the record number; the spec's module never checks it). */
+  recordFirstByte?: number;
 }
 
 /** ATR seen on a real generation-1 card (historical bytes `CHTMOICA`). */
@@ -27,14 +39,21 @@ export class VirtualMoicaGen1Card extends VirtualMoicaCard {
   readonly #pinKey: Buffer;
   readonly #maxReadLength: number;
   readonly #firstResultLength: number;
+  readonly #recordFirstByte: number | undefined;
   #currentDf: VirtualDf;
   #currentEf: VirtualFile | undefined;
 
   constructor(pki: MoicaTestPki, options: VirtualMoicaGen1Options = {}) {
-    super(1, pki, options, { sign: 0x01, keyx: 0x05 });
+    // Private keys 01/05 as observed; the public keys where the PuKDF says, which is neither
+    // the PrKDF's reference nor always EF 0810 (spec corrections: "0811 as well as 0810").
+    super(1, pki, options, {
+      keyRefs: { sign: 0x01, keyx: 0x05 },
+      publicKeys: { sign: { fid: MOICA_FID.KEYS_ALT, ref: 0x01 }, keyx: { fid: MOICA_FID.KEYS, ref: 0x09 } },
+    });
     this.#pinKey = Buffer.from(options.pinKeyBatch === 'alt' ? MOICA_GEN1_PIN_KEY_ALT : MOICA_GEN1_PIN_KEY, 'latin1');
     this.#maxReadLength = options.maxReadLength ?? 0xc8;
-    this.#firstResultLength = options.firstResultLength ?? 0xc8;
+    this.#firstResultLength = Math.min(options.firstResultLength ?? MAX_FIRST_RESULT_LENGTH, MAX_FIRST_RESULT_LENGTH);
+    this.#recordFirstByte = options.recordFirstByte;
     this.#currentDf = this.root;
   }
 
@@ -43,26 +62,28 @@ export class VirtualMoicaGen1Card extends VirtualMoicaCard {
   }
 
   /**
-   * Record `ref`: the public exponent; `ref+2`, `ref+3`: the modulus with its 32-bit words in
-   * reverse order, split in two 128-byte halves (spec §2 "Public keys"). The exponent is stored
-   * the same way (the spec does not say; readers should not rely on it).
+   * Record `ref` (the PuKDF's reference): the public exponent; `ref+2`, `ref+3`: the modulus
+   * with its 32-bit words in reverse order, split in two 128-byte halves (spec §2 "Public
+   * keys"). The exponent is stored the same way (the spec does not say; readers should not rely
+   * on it).
    */
-  protected keyEfContent(): Buffer {
+  protected keyEfContent(keys: CardKey[]): Buffer {
     // Records are kept as one buffer of 128-byte slots indexed by record number - 1.
-    const highest = Math.max(...this.keys.map((k) => k.ref + 3));
+    const highest = Math.max(0, ...keys.map((k) => k.publicKey.ref + 3));
     const content = Buffer.alloc(highest * 128);
     const reverseWords = (bytes: Buffer) => {
       const out = Buffer.alloc(bytes.length);
       for (let i = 0; i < bytes.length; i += 4) bytes.copy(out, bytes.length - 4 - i, i, i + 4);
       return out;
     };
-    for (const key of this.keys) {
+    for (const key of keys) {
+      const ref = key.publicKey.ref;
       const exponent = Buffer.alloc(128);
       exponent.writeUInt32BE(65537, 124);
-      reverseWords(exponent).copy(content, (key.ref - 1) * 128);
+      reverseWords(exponent).copy(content, (ref - 1) * 128);
       const modulus = reverseWords(key.modulus);
-      modulus.copy(content, (key.ref + 1) * 128, 0, 128);
-      modulus.copy(content, (key.ref + 2) * 128, 128, 256);
+      modulus.copy(content, (ref + 1) * 128, 0, 128);
+      modulus.copy(content, (ref + 2) * 128, 128, 256);
     }
     return content;
   }
@@ -114,11 +135,14 @@ export class VirtualMoicaGen1Card extends VirtualMoicaCard {
   }
 
   private readRecord(command: CommandApdu): Buffer {
-    if (this.#currentEf?.fid !== MOICA_FID.KEYS || this.#currentEf.kind !== 'EF') return reply(SW.NO_EF);
+    const isKeyEf = this.#currentEf?.fid === MOICA_FID.KEYS || this.#currentEf?.fid === MOICA_FID.KEYS_ALT;
+    if (!isKeyEf || this.#currentEf?.kind !== 'EF') return reply(SW.NO_EF);
     const record = command.p1;
     const content = this.#currentEf.content;
-    if (record === 0 || record * 128 > content.length) return reply(SW.RECORD_NOT_FOUND);
-    const data = Buffer.concat([Buffer.from([record]), content.subarray((record - 1) * 128, record * 128)]);
+    // A record slot that holds no key (all zero) does not exist.
+    const slot = content.subarray((record - 1) * 128, record * 128);
+    if (record === 0 || record * 128 > content.length || slot.every((b) => b === 0)) return reply(SW.RECORD_NOT_FOUND);
+    const data = Buffer.concat([Buffer.from([this.#recordFirstByte ?? record]), slot]);
     return reply(SW.OK, data.subarray(0, command.le ?? data.length));
   }
 
@@ -133,14 +157,14 @@ export class VirtualMoicaGen1Card extends VirtualMoicaCard {
     try {
       plain = pkcs7Unpad(tdesCbcDecrypt(this.#pinKey, iv, data.subarray(DES_BLOCK_SIZE)));
     } catch {
-      return reply(SW.REF_NOT_FOUND);
+      return this.refuseVerify(SW.REF_NOT_FOUND);
     }
-    if (plain.length !== MOICA_PIN_BUFFER_LENGTH + DES_BLOCK_SIZE) return reply(SW.REF_NOT_FOUND);
+    if (plain.length !== MOICA_PIN_BUFFER_LENGTH + DES_BLOCK_SIZE) return this.refuseVerify(SW.REF_NOT_FOUND);
     const pinBuffer = plain.subarray(0, MOICA_PIN_BUFFER_LENGTH);
     const mac = tdesCbcMac(this.#pinKey, pkcs7Pad(pinBuffer), iv);
-    // A cryptogram made with another batch's key does not decrypt to a valid MAC: 6A 88,
-    // and no try is spent (spec §2 step 4).
-    if (!constantTimeEqual(mac, plain.subarray(MOICA_PIN_BUFFER_LENGTH))) return reply(SW.REF_NOT_FOUND);
+    // A cryptogram made with another batch's key does not decrypt to a valid MAC: 6A 88. Whether
+    // a real card spends a try on it is unknown (spec corrections), so this one does.
+    if (!constantTimeEqual(mac, plain.subarray(MOICA_PIN_BUFFER_LENGTH))) return this.refuseVerify(SW.REF_NOT_FOUND);
     return this.checkPin(Buffer.from(pinBuffer));
   }
 }

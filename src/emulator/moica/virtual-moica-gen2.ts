@@ -14,11 +14,23 @@ import {
 } from '../../crypto/scp03.js';
 import { MOICA_FID, MOICA_GEN2_APPLET_AID, MOICA_ISD_AID } from '../../cards/moica/commands.js';
 import type { MoicaTestPki } from './test-pki.js';
-import { SW, type VirtualDf, type VirtualFile, VirtualMoicaCard, type VirtualMoicaOptions, findChild, reply } from './virtual-moica-base.js';
+import {
+  type CardKey,
+  MAX_FIRST_RESULT_LENGTH,
+  SW,
+  type VirtualDf,
+  type VirtualFile,
+  VirtualMoicaCard,
+  type VirtualMoicaOptions,
+  findChild,
+  reply,
+} from './virtual-moica-base.js';
 
 export interface VirtualMoicaGen2Options extends VirtualMoicaOptions {
   /** The 10-byte card id of GET DATA 45; the SCP03 keys are diversified from it. */
   cardId?: Buffer;
+  /** Bytes GET DATA 45 returns after `45 0A <card id>` (the spec: "at least 12 bytes"). */
+  cardIdTrailer?: Buffer;
 }
 
 export const MOICA_GEN2_ATR = Buffer.from('3BDC18FF8191FE1FC38073C8211366020403550000024D', 'hex');
@@ -44,13 +56,18 @@ interface Channel {
 export class VirtualMoicaGen2Card extends VirtualMoicaCard {
   readonly atr = MOICA_GEN2_ATR;
   readonly cardId: Buffer;
+  readonly #cardIdTrailer: Buffer;
   #application: Application = 'none';
   #currentDf: VirtualDf | undefined;
   #currentEf: VirtualFile | undefined;
   #channel: Channel | undefined;
 
   constructor(pki: MoicaTestPki, options: VirtualMoicaGen2Options = {}) {
-    super(2, pki, options, { sign: 0x11, keyx: 0x01 });
+    super(2, pki, options, {
+      keyRefs: { sign: 0x11, keyx: 0x01 },
+      publicKeys: { sign: { fid: MOICA_FID.KEYS_ALT, ref: 0x11 }, keyx: { fid: MOICA_FID.KEYS, ref: 0x02 } },
+    });
+    this.#cardIdTrailer = Buffer.from(options.cardIdTrailer ?? []);
     this.cardId = Buffer.from(options.cardId ?? Buffer.from('24056964130001903957', 'hex'));
     if (this.cardId.length !== MOICA_CARD_ID_LENGTH) throw new RangeError('card id must be 10 bytes');
   }
@@ -60,8 +77,8 @@ export class VirtualMoicaGen2Card extends VirtualMoicaCard {
   }
 
   /** Generation 2 answers `80 B2 <keyRef> 03|04` with plain halves; stored here per key. */
-  protected keyEfContent(): Buffer {
-    return Buffer.concat(this.keys.map((k) => k.modulus));
+  protected keyEfContent(keys: CardKey[]): Buffer {
+    return Buffer.concat(keys.map((k) => k.modulus));
   }
 
   get secureChannelOpen(): boolean {
@@ -98,10 +115,14 @@ export class VirtualMoicaGen2Card extends VirtualMoicaCard {
       return reply(SW.OK, Buffer.from('E012C00401018810C00402018810C00403018810', 'hex'));
     }
     if (this.#application === 'isd' && cla === 0x80 && ins === 0xca && command.p2 === 0x45) {
-      return reply(SW.OK, Buffer.concat([Buffer.from([0x45, MOICA_CARD_ID_LENGTH]), this.cardId]));
+      return reply(SW.OK, Buffer.concat([Buffer.from([0x45, MOICA_CARD_ID_LENGTH]), this.cardId, this.#cardIdTrailer]));
     }
     if (this.#application !== 'applet') return reply(ins === 0xca ? SW.REF_NOT_FOUND : SW.INS);
-    if (cla === 0x00 && ins === 0xa4) return this.selectFile(command);
+    if (cla === 0x00 && ins === 0xa4) {
+      // Spec corrections: the plain SELECT carries Le, the secure-messaging one (04 A4) none.
+      if ((command.le !== undefined) === secured) return reply(SW.WRONG_LENGTH);
+      return this.selectFile(command);
+    }
     if (cla === 0x00 && ins === 0xb0) return this.readBinary(this.#currentEf, command);
     if (cla === 0x80 && ins === 0xb2) return this.readModulusHalf(command);
     if (cla === 0x00 && ins === 0x20) {
@@ -113,6 +134,9 @@ export class VirtualMoicaGen2Card extends VirtualMoicaCard {
     if (cla === 0x80 && (ins === 0xea || ins === 0xc1)) {
       if (!secured) return reply(SW.SECURITY);
       if (this.#currentEf?.fid !== MOICA_FID.KEYS) return reply(SW.NO_EF);
+      // Spec corrections: `84 EA 82` without Le, `84 EA 02` and `84 C1` with Le 80.
+      const wantsLe = ins === 0xc1 || command.p1 === 0x02;
+      if (wantsLe ? command.le === undefined || command.le > MAX_FIRST_RESULT_LENGTH : command.le !== undefined) return reply(SW.WRONG_LENGTH);
       if (ins === 0xc1) return this.resultBytes(command);
       const { sw, result } = this.privateOperationPart(command);
       return reply(sw, result?.subarray(0, command.le ?? 0));
@@ -157,14 +181,14 @@ export class VirtualMoicaGen2Card extends VirtualMoicaCard {
     return reply(SW.OK, Buffer.from(fcp.toBER(false)).subarray(0, command.le ?? 0));
   }
 
+  /** `80 B2 <ref> 03|04` in the key EF the PuKDF names, under the PuKDF's reference. */
   private readModulusHalf(command: CommandApdu): Buffer {
-    if (this.#currentEf?.fid !== MOICA_FID.KEYS) return reply(SW.NO_EF);
-    const key = this.keyByRef(command.p1);
+    const current = this.#currentEf;
+    if (current?.kind !== 'EF' || (current.fid !== MOICA_FID.KEYS && current.fid !== MOICA_FID.KEYS_ALT)) return reply(SW.NO_EF);
+    const key = this.publicKeyAt(current.fid, command.p1);
     if (!key) return reply(SW.REF_NOT_FOUND);
     if (command.p2 !== 0x03 && command.p2 !== 0x04) return reply(SW.WRONG_P1P2);
-    const index = this.keys.indexOf(key);
-    const content = (this.#currentEf as { content: Buffer }).content;
-    const half = content.subarray(index * 256 + (command.p2 - 3) * 128, index * 256 + (command.p2 - 2) * 128);
+    const half = key.modulus.subarray((command.p2 - 3) * 128, (command.p2 - 2) * 128);
     return reply(SW.OK, half.subarray(0, command.le ?? 0));
   }
 

@@ -28,6 +28,12 @@ describe('MOICA gen-2 "Diverse" static keys', () => {
     expect(keys.kMac.toString('hex')).toBe(v.k_mac);
   });
 
+  it.each(vectors.gen2_diversified_keys_real_card.map((v) => [v.card_id, v]))('real-card known answer: card id %s', (_id, v) => {
+    const keys = diversifyMoicaStaticKeys(hex(v.card_id), MOICA_ISD_CM_AID);
+    expect(keys.kEnc.toString('hex')).toBe(v.k_enc);
+    expect(keys.kMac.toString('hex')).toBe(v.k_mac);
+  });
+
   it('builds S(c, t) exactly as the spec lays it out', () => {
     const cardId = hex(vectors.gen2_diversified_keys[0]!.card_id);
     expect(hicosDiverseDerivationData(0x04, 1, cardId)).toEqual(specDerivationData(0x04, 1, cardId));

@@ -23,6 +23,16 @@ describe('MOICA gen-1 protected VERIFY block', () => {
     },
   );
 
+  it.each(vectors.gen1_protected_verify_real_card.map((v) => [v.pin, v.iv, v]))(
+    'real-card known answer: PIN %s, IV %s (default key)',
+    (_pin, _iv, v) => {
+      expect(v.key_ascii).toBe(MOICA_GEN1_PIN_KEY);
+      const block = moicaProtectedPinBlock(v.pin, hex(v.iv));
+      expect(block.cryptogram.toString('hex')).toBe(v.cryptogram);
+      expect(VERIFY_HEADER + v.iv + block.cryptogram.toString('hex')).toBe(v.apdu);
+    },
+  );
+
   it('uses the spec key by default, and the known constants are the spec values', () => {
     expect(MOICA_GEN1_PIN_KEY).toBe('CHTTL8f0HiCardV2');
     expect(MOICA_GEN1_PIN_KEY_ALT).toBe('TLETC812HiCOSV22');

@@ -165,6 +165,20 @@ describe('SCP03', () => {
     });
   });
 
+  it.each(vectors.gen2_scp03_verify_wrap_real_card.map((v) => [v.host_challenge, v] as const))(
+    'real-card known answer: SM VERIFY wrapped under host challenge %s',
+    (_h, v) => {
+      // Only the facts the spec states: the static keys, both challenges, counter 1, the PIN.
+      const session = new Scp03Session({ kEnc: hex(v.k_enc), kMac: hex(v.k_mac) }, hex(v.host_challenge), hex(v.card_challenge));
+      const { sMac } = deriveScp03SessionKeys({ kEnc: hex(v.k_enc), kMac: hex(v.k_mac) }, hex(v.host_challenge), hex(v.card_challenge));
+      session.verifyCardCryptogram(scp03CardCryptogram(sMac, hex(v.host_challenge), hex(v.card_challenge)));
+      session.externalAuthenticateMac();
+      const wrapped = session.wrap({ ...VERIFY, data: moicaPinBuffer(v.pin) });
+      expect(Buffer.from([wrapped.cla, wrapped.ins, wrapped.p1, wrapped.p2, wrapped.data.length]).toString('hex')).toBe(v.wrapped_header);
+      expect(wrapped.data.toString('hex')).toBe(v.wrapped_data_and_mac);
+    },
+  );
+
   it('rejects challenges that are not 8 bytes', () => {
     expectCode(() => new Scp03Session({ kEnc: Buffer.alloc(16), kMac: Buffer.alloc(16) }, Buffer.alloc(7), Buffer.alloc(8)), 'InvalidInput');
   });

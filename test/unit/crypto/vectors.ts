@@ -21,6 +21,19 @@ export interface MoicaVectors {
     wrapped_header: string;
     wrapped_data_and_mac: string;
   }>;
+  /** Known answers recorded from real cards (spec corrections section). */
+  gen1_protected_verify_real_card: Array<{ note: string; key_ascii: string; pin: string; iv: string; cryptogram: string; apdu: string }>;
+  gen2_diversified_keys_real_card: Array<{ note: string; card_id: string; k_enc: string; k_mac: string }>;
+  gen2_scp03_verify_wrap_real_card: Array<{
+    note: string;
+    k_enc: string;
+    k_mac: string;
+    host_challenge: string;
+    card_challenge: string;
+    pin: string;
+    wrapped_header: string;
+    wrapped_data_and_mac: string;
+  }>;
 }
 
 export const vectors: MoicaVectors = JSON.parse(

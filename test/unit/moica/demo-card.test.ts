@@ -13,5 +13,6 @@ describe('demo readers', () => {
     expect(used).toBe(DEMO_READERS[1]);
     expect(verify('sha256', Buffer.from('demo'), new X509Certificate(certificate).publicKey, signature)).toBe(true);
     await registry.stop();
-  });
+    // The demo generates the test PKI's RSA keys on first use: slow on a busy machine.
+  }, 60_000);
 });

@@ -10,9 +10,12 @@ import { getTestPki, type MoicaTestPki } from '../../../src/emulator/moica/test-
 import { READER, PIN, type Generation, instrumented, plainVerifies, setup } from './helpers.js';
 
 let dir: string;
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'moica-cms-'));
-});
+  // The test PKI's RSA keys are generated once per process; under load that alone can exceed
+  // the first test's default timeout, so it happens here.
+  await getTestPki();
+}, 60_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** `openssl cms -verify` against the test root + issuing CA; returns the verified content. */

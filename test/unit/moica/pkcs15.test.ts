@@ -1,10 +1,12 @@
 import {
   decodeCertificateObject,
   decodePrivateKeyObject,
+  decodePublicKeyObject,
   derElementLength,
   encodeCertificateObject,
   encodeDirectoryFile,
   encodePrivateKeyObject,
+  encodePublicKeyObject,
   splitDirectoryRecords,
 } from '../../../src/cards/moica/pkcs15.js';
 import { decodeNamedBits, encodeNamedBits } from '../../../src/crypto/named-bits.js';
@@ -37,6 +39,22 @@ describe('PKCS#15 directory records', () => {
       modulusLength: 2048,
     };
     expect(decodePrivateKeyObject(encodePrivateKeyObject({ ...key, usage: [...key.usage] }))).toEqual({ ...key, usage: [...key.usage] });
+  });
+
+  it('round-trips a PuKDF PublicKeyObject: the key EF path and the READ RECORD reference', () => {
+    const key = {
+      label: 'Signature public key',
+      id: Buffer.from('SIGN'),
+      usage: ['verify', 'verifyRecover'] as Array<'verify' | 'verifyRecover'>,
+      keyReference: 0x01,
+      path: { path: Buffer.from('3F0050300811', 'hex') },
+      modulusLength: 2048,
+    };
+    const der = encodePublicKeyObject(key);
+    expect(decodePublicKeyObject(der)).toEqual(key);
+    // iD, usage bits (verify = 6, verifyRecover = 7) and the reference in CommonKeyAttributes.
+    expect(der.toString('hex')).toContain('0404' + Buffer.from('SIGN').toString('hex') + '03020003' + '020101');
+    expect(() => decodePublicKeyObject(Buffer.from('3003020101', 'hex'))).toThrow(expect.objectContaining({ message: expect.stringMatching(/PublicKeyObject/) }));
   });
 
   it('reads records forward until 00 or FF padding, asking for more when one is cut', () => {
