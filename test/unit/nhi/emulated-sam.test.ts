@@ -214,6 +214,13 @@ describe('emulated SAM: hangs up on anything else', () => {
     await p.expectHangUp();
   });
 
+  it('a hello carrying a 2048-bit key (the server nonce would not be 128 bytes)', async () => {
+    const big = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString().slice(0, -1);
+    const p = await peer();
+    p.send(encrypt(L_KEY, Buffer.concat([ascii('Hello '), ascii(big)])), E);
+    await p.expectHangUp();
+  });
+
   it('a hello that is not under L_KEY', async () => {
     const p = await peer();
     p.send(encrypt(Buffer.alloc(24, 7), Buffer.concat([ascii('Hello '), ascii(clientPem())])), E);
