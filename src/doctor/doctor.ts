@@ -9,6 +9,7 @@ import { defaultStateDir } from '../config/paths.js';
 import { type TrustEnvironment, defaultTrustEnvironment, trustStatus } from '../certs/trust.js';
 import { type ProcessInfo, canListen, portHolders } from './ports.js';
 import { DEFAULT_LISTENERS, type ListenerSpec } from '../config/listeners.js';
+import { NHI_SAM_DEFAULT_HOST, NHI_SAM_DEFAULT_PORT, SamClientError, type SamClientOptions, checkSamHealth } from '../services/nhi/sam-client.js';
 
 export { DEFAULT_LISTENERS, type ListenerSpec }; // re-exported for doctor's callers
 
@@ -59,6 +60,11 @@ export interface DoctorOptions {
   /** Tells our own daemon from other programs holding a port. */
   isCardbridge?: (process: ProcessInfo) => boolean;
   now?: Date;
+  /**
+   * Where NHI's cloud SAM is: when given, doctor runs the plain health check against it (a
+   * network check, so it is opt-in here; the CLI passes the configured SAM).
+   */
+  sam?: SamClientOptions;
 }
 
 export interface DoctorReport {
@@ -276,6 +282,38 @@ function lnaNote(): Check {
   };
 }
 
+/**
+ * Can this machine reach NHI's cloud SAM, which every 健保卡 web login (H_Sign) needs? The
+ * community agent's plain `77<E>` health check on a connection of its own; a login never runs
+ * it and never fails because of it. The SAM is remote, so a problem is a warning, not a failure
+ * of this machine's set-up.
+ */
+export async function samCheck(sam: SamClientOptions): Promise<Check> {
+  const target = `${sam.host ?? NHI_SAM_DEFAULT_HOST}:${sam.port ?? NHI_SAM_DEFAULT_PORT}`;
+  const title = `NHI card authentication service (健保卡雲端驗證, ${target})`;
+  const network = `健保卡 web logins need outbound raw TCP (not TLS) to ${target}: check the network, firewall or proxy.`;
+  try {
+    const health = await checkSamHealth(sam);
+    if (health.ok) return { id: 'nhi-sam', title, status: 'ok', detail: `reachable; the handshake and the plain health check passed (${health.elapsedMs} ms)` };
+    return {
+      id: 'nhi-sam',
+      title,
+      status: 'warn',
+      detail: `reachable, but the health check was answered "${health.answer ?? ''}" instead of "04<rc=2>OK<E>"`,
+      fix: 'The service may be down or have changed; try a 健保卡 login, and report the answer if logins fail.',
+    };
+  } catch (e) {
+    const unreachable = e instanceof SamClientError && e.step === 'connect';
+    return {
+      id: 'nhi-sam',
+      title,
+      status: 'warn',
+      detail: unreachable ? `not reachable: ${(e as Error).message}` : `the health check failed: ${(e as Error).message}`,
+      fix: unreachable ? network : `${network} If the network is fine, the service may be down.`,
+    };
+  }
+}
+
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
   const stateDir = options.stateDir ?? defaultStateDir();
   const checks: Check[] = [
@@ -285,6 +323,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     hostsCheck(options.hostsFile ?? '/etc/hosts'),
     allowListCheck(stateDir),
     lnaNote(),
+    ...(options.sam ? [await samCheck(options.sam)] : []),
   ];
   return { ok: checks.every((c) => c.status !== 'fail'), checks };
 }

@@ -1,19 +1,39 @@
 import { runDoctor, type CheckStatus, type DoctorOptions } from '../../doctor/doctor.js';
 import { defaultTrustEnvironment } from '../../certs/trust.js';
 import { parseCommandArgs } from '../args.js';
-import { EXIT, type CliCommand } from '../io.js';
+import { EXIT, UsageError, type CliCommand } from '../io.js';
+import { loadConfig } from '../../daemon/config.js';
+
+/** The health check is a diagnostic: doctor does not wait as long as a login would. */
+const SAM_CHECK_TIMEOUT_MS = 5000;
 
 const MARK: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', info: 'info' };
 
-/** Builds the doctor command; tests pass options (fake registry, ports, paths). */
-export function createDoctorCommand(defaults: DoctorOptions = {}): CliCommand {
+/**
+ * Builds the doctor command; tests pass options (fake registry, ports, paths). With
+ * `samFromConfig` (the real command) the configured NHI SAM is checked unless `--sam none`.
+ */
+export function createDoctorCommand(defaults: DoctorOptions = {}, samFromConfig = false): CliCommand {
   return {
     name: 'doctor',
-    summary: 'Check pcscd, readers, listener ports, certificate trust, hosts entry and browser policy, with a fix for each problem',
-    usage: 'cardbridge doctor [--json] [--state-dir DIR] [--system-store DIR|none] [--home DIR]...',
+    summary: 'Check pcscd, readers, listener ports, certificate trust, hosts entry, browser policy and the reachability of NHI\'s cloud SAM, with a fix for each problem',
+    usage: 'cardbridge doctor [--json] [--config FILE] [--sam HOST:PORT|none] [--state-dir DIR] [--system-store DIR|none] [--home DIR]...',
     async run(args, io) {
-      const { values } = parseCommandArgs(args, { json: { type: 'boolean' }, 'state-dir': { type: 'string' }, home: { type: 'string', multiple: true }, 'system-store': { type: 'string' } });
+      const { values } = parseCommandArgs(args, {
+        json: { type: 'boolean' },
+        config: { type: 'string' },
+        sam: { type: 'string' },
+        'state-dir': { type: 'string' },
+        home: { type: 'string', multiple: true },
+        'system-store': { type: 'string' },
+      });
       const options: DoctorOptions = { ...defaults };
+      if (values.sam === 'none') delete options.sam;
+      else if (values.sam !== undefined) options.sam = { ...samTarget(values.sam), connectTimeoutMs: SAM_CHECK_TIMEOUT_MS, stepTimeoutMs: SAM_CHECK_TIMEOUT_MS };
+      else if (samFromConfig && !options.sam) {
+        const { host, port, connectTimeoutMs, stepTimeoutMs } = loadConfig(values.config).nhiSam;
+        options.sam = { host, port, connectTimeoutMs: Math.min(connectTimeoutMs, SAM_CHECK_TIMEOUT_MS), stepTimeoutMs: Math.min(stepTimeoutMs, SAM_CHECK_TIMEOUT_MS) };
+      }
       if (values['state-dir']) options.stateDir = values['state-dir'];
       const store = values['system-store'];
       if (values.home || store !== undefined) {
@@ -40,4 +60,11 @@ export function createDoctorCommand(defaults: DoctorOptions = {}): CliCommand {
   };
 }
 
-export const doctorCommand = createDoctorCommand();
+function samTarget(value: string): { host: string; port: number } {
+  const match = /^(.+):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port < 1 || port > 65535) throw new UsageError(`--sam wants HOST:PORT or "none", not "${value}"`);
+  return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+export const doctorCommand = createDoctorCommand({}, true);

@@ -1,5 +1,5 @@
 import { asCardBridgeError } from '../../errors.js';
-import { SamClientError, type SamFailureReason } from '../../services/nhi/sam-client.js';
+import { SamClientError, type SamStep } from '../../services/nhi/sam-client.js';
 
 /**
  * The ONE place where cardbridge's error vocabulary becomes the official NHI agent's numeric
@@ -7,10 +7,10 @@ import { SamClientError, type SamFailureReason } from '../../services/nhi/sam-cl
  * numbers.
  *
  * The official table names ranges ("8003–8005, 8007, 8008 SAM transport errors", "8300–8306
- * SAM session set-up errors") without saying which failure gets which number; the bridge fixes
- * one assignment inside each documented range, below, so that every failure has exactly one
- * code and a page's retry/advice logic (which keys on the range) behaves as with the official
- * agent.
+ * SAM session set-up errors") without saying which failure gets which number. For the SAM
+ * relay the bridge uses the numbers of the re-implementation that works against the real SAM
+ * (specs/nhi-card.md, H_Sign section: one number per step); where that table is silent the
+ * choice is ours and is marked "our choice" below and in docs/nhi.md.
  */
 
 /** What the page asked for; the same vocabulary error can mean different codes per request. */
@@ -30,74 +30,53 @@ export const NHI_ERROR_MEANINGS: Readonly<Record<string, string>> = {
   '7004': 'no card / applet select failed',
   '8001': 'card read error (card id)',
   '8002': 'card read error (random)',
-  '8003': 'SAM transport error: connection closed',
-  '8004': 'SAM transport error: no answer in time',
-  '8005': 'SAM transport error: unreadable frame',
+  '8003': 'SAM transport error: sending message 01 failed',
+  '8005': 'SAM transport error: no usable answer 02',
   '8006': 'card reply could not be authenticated',
-  '8007': 'SAM transport error: unexpected answer',
-  '8008': 'SAM transport error: bad signature length',
+  '8007': 'SAM transport error: sending message 03 failed',
+  '8008': 'SAM transport error: no usable answer 04',
   '8009': 'invalid password length',
   '8010': 'basic data read failed (card refused)',
   '8011': 'basic data read failed (bad data)',
   '8013': 'cannot access card',
   '8201': 'service error',
-  '8300': 'SAM session set-up: connection closed',
-  '8301': 'SAM session set-up: no answer in time',
-  '8302': 'SAM session set-up: unreadable frame',
-  '8303': 'SAM session set-up: handshake does not decrypt',
-  '8304': 'SAM session set-up: server key unusable',
-  '8305': 'SAM session set-up: server nonce unusable',
-  '8306': 'SAM session set-up: health check failed',
+  '8300': 'SAM session set-up: RSA key generation failed',
+  '8301': 'SAM session set-up: RSA key export failed',
+  '8303': "SAM session set-up: encrypting the nonce to the SAM's key failed",
+  '8304': 'SAM session set-up: sending the nonce failed',
+  '8305': 'SAM session set-up: no usable hello answer',
+  '8306': 'SAM session set-up: sending the hello failed',
   '9999': 'unknown command',
 };
 
-/** Handshake failures → 8300–8305 (the health check that confirms the session is 8306). */
-const HANDSHAKE_CODES: Record<SamFailureReason, string> = {
-  refused: '4061',
-  unreachable: '4061',
-  closed: '8300',
-  timeout: '8301',
-  oversized: '8302',
-  framing: '8302',
-  malformed: '8302',
-  decrypt: '8303',
-  'server-key': '8304',
-  'server-nonce': '8305',
-  rejected: '8306',
-  'signature-length': '8302',
-};
-
-/** Failures after the session is up (messages 01/02 and 03/04). */
-const EXCHANGE_CODES: Record<SamFailureReason, string> = {
-  refused: '4061',
-  unreachable: '4061',
-  closed: '8003',
-  timeout: '8004',
-  oversized: '8005',
-  framing: '8005',
-  decrypt: '8005',
-  'server-key': '8005',
-  'server-nonce': '8005',
-  malformed: '8007',
-  rejected: '8007', // the SAM refused the card id/challenge; for message 03 see below
-  'signature-length': '8008',
+/**
+ * The peer's number for each step (specs/nhi-card.md). Which reason (closed, timeout, garbage)
+ * made a step fail does not change its number; a timeout waiting for an answer is a failure to
+ * receive it (our choice: the peer's table does not list timeouts).
+ */
+const SAM_STEP_CODES: Record<SamStep, string> = {
+  connect: '4061',
+  'key-generation': '8300',
+  'key-export': '8301',
+  'hello-send': '8306',
+  'hello-receive': '8305',
+  'nonce-encrypt': '8303',
+  'nonce-send': '8304',
+  'auth-send': '8003',
+  'auth-receive': '8005',
+  'sign-send': '8007',
+  'sign-receive': '8008',
+  // Our choice: the diagnostic health check is never part of a login, so this number is never
+  // sent to a page; it stays in the set-up range should a caller map one.
+  health: '8306',
 };
 
 function samCode(error: SamClientError): string {
-  switch (error.step) {
-    case 'connect':
-      return '4061';
-    case 'handshake':
-      return HANDSHAKE_CODES[error.reason];
-    case 'health':
-      return '8306';
-    case 'sign':
-      // The only thing the SAM checks on message 03 is the card's answer.
-      if (error.reason === 'rejected') return '8006';
-      return EXCHANGE_CODES[error.reason];
-    case 'authenticate':
-      return EXCHANGE_CODES[error.reason];
-  }
+  // Our choice: a well-formed refusal of message 03 (04 with a code other than OK) means the SAM
+  // did not accept the card's answer, which is the official meaning of 8006; anything else
+  // wrong with 04 is the peer's 8008.
+  if (error.step === 'sign-receive' && error.reason === 'rejected') return '8006';
+  return SAM_STEP_CODES[error.step];
 }
 
 /** Card failures by the driver's stage (`NhiStage`) for reads that are not the basic data. */
@@ -127,6 +106,7 @@ export function nhiErrorCode(e: unknown, operation: NhiOperation): string {
     case 'SamUnavailable':
       return '4061';
     case 'SamError':
+      // Our choice: a SAM failure without the client's step detail lands on the first relay step.
       return '8003';
     case 'NoService':
     case 'Unavailable':

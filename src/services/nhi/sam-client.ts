@@ -3,27 +3,31 @@ import { Socket, connect } from 'node:net';
 import { promisify } from 'node:util';
 import { CardBridgeError } from '../../errors.js';
 import {
+  SAM_CARD_ID_LENGTH,
+  SAM_CARD_REPLY_LENGTH,
+  SAM_CHALLENGE_LENGTH,
   SAM_CLIENT_NONCE_LENGTH,
   SAM_CLIENT_RSA_BITS,
   SAM_FRAME_END,
-  SAM_HELLO,
+  SAM_HEALTH_OK,
+  SAM_HEALTH_REQUEST,
   SAM_L_KEY,
-  SAM_MESSAGE,
-  SAM_RC_OK,
   SAM_SESSION_KEY_LENGTH,
-  SAM_SIGNATURE_LENGTH,
-  type SamMessage,
   SamFormatError,
-  decryptFrameBody,
   deriveSessionKey,
+  encodeAuthRequest,
+  encodeClientHello,
   encodeNonceFrame,
-  encodeSamMessage,
-  encryptFrame,
+  encodeSignRequest,
   findEncryptedFrameEnd,
-  parseSamMessage,
+  openFrameBody,
+  parseAuthResponse,
   parseServerHello,
+  parseSignResult,
+  printable,
   rsaPkcs1Decrypt,
   rsaPkcs1Encrypt,
+  sealFrame,
 } from './sam-protocol.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -41,8 +45,6 @@ export interface SamClientOptions {
   stepTimeoutMs?: number;
   /** The largest frame accepted from the SAM (default 4096 bytes; real ones are under 500). */
   maxFrameBytes?: number;
-  /** Send the `77` health check right after the handshake to prove the session key (default true). */
-  healthCheck?: boolean;
   /**
    * Makes the TCP socket (default `net.connect`); for tests and for routing through something
    * else. The returned socket must emit 'connect' once connected.
@@ -50,8 +52,28 @@ export interface SamClientOptions {
   createSocket?: (host: string, port: number) => Socket;
 }
 
-/** Steps of a SAM conversation, each failing with its own `SamClientError.step`. */
-export type SamStep = 'connect' | 'handshake' | 'health' | 'authenticate' | 'sign';
+/**
+ * The steps of a SAM conversation, one per entry of the working peer's error table
+ * (specs/nhi-card.md), so that an edge can give each failure the peer's number:
+ * connect; key-generation and key-export (our RSA-1024 key); hello-send; hello-receive (receive,
+ * decrypt and read the server hello, decrypt its nonce); nonce-encrypt (read the server's key,
+ * encrypt our nonce to it); nonce-send; auth-send / auth-receive (01 / 02); sign-send /
+ * sign-receive (03 / 04); and health, the diagnostic plain `77` on a connection of its own,
+ * which is never part of a login.
+ */
+export type SamStep =
+  | 'connect'
+  | 'key-generation'
+  | 'key-export'
+  | 'hello-send'
+  | 'hello-receive'
+  | 'nonce-encrypt'
+  | 'nonce-send'
+  | 'auth-send'
+  | 'auth-receive'
+  | 'sign-send'
+  | 'sign-receive'
+  | 'health';
 
 /**
  * Why a step failed:
@@ -59,13 +81,13 @@ export type SamStep = 'connect' | 'handshake' | 'health' | 'authenticate' | 'sig
  * - timeout: no complete answer within the step's time (slow or silent SAM);
  * - closed: the SAM closed or reset the connection (including mid-frame);
  * - oversized: more than maxFrameBytes without an end of frame;
- * - framing: bytes that are not a frame (bad nonce header, extra data after a frame);
+ * - framing: bytes that are not a frame (extra data after a frame, plain text);
  * - decrypt: a frame that does not decrypt under the expected key;
- * - malformed: a decrypted message of the wrong type, grammar or field length;
+ * - malformed: a decrypted message without the expected prefix, length or trailing `<E>`;
+ * - local-key: our own RSA key could not be made or exported;
  * - server-key: the SAM's public key is unusable;
  * - server-nonce: the SAM's nonce cannot be decrypted or is too short;
- * - rejected: the SAM answered with a result code other than OK;
- * - signature-length: the signature is not 256 bytes.
+ * - rejected: the SAM answered `04<rc=2>xx<E>` with a code other than OK.
  */
 export type SamFailureReason =
   | 'refused'
@@ -76,10 +98,10 @@ export type SamFailureReason =
   | 'framing'
   | 'decrypt'
   | 'malformed'
+  | 'local-key'
   | 'server-key'
   | 'server-nonce'
-  | 'rejected'
-  | 'signature-length';
+  | 'rejected';
 
 /**
  * A SAM failure: `SamUnavailable` when no connection could be made, else `SamError`; `step`
@@ -102,9 +124,11 @@ export class SamClientError extends CardBridgeError {
   }
 }
 
+type FrameParser = (buffer: Buffer) => { length: number; value: Buffer } | undefined;
+
 interface Waiter {
   step: SamStep;
-  parse: (buffer: Buffer) => { length: number; value: Buffer } | undefined;
+  parse: FrameParser;
   resolve: (value: Buffer) => void;
   reject: (error: SamClientError) => void;
   timer: NodeJS.Timeout;
@@ -118,6 +142,8 @@ class FrameChannel {
   private buffer = Buffer.alloc(0);
   private waiter: Waiter | undefined;
   private ended = false;
+  /** The SAM sent more than maxFrameBytes while nobody was waiting; the next receive fails. */
+  private overflowed = false;
   private failure: SamClientError | undefined;
 
   constructor(
@@ -144,8 +170,12 @@ class FrameChannel {
     });
   }
 
-  receive(step: SamStep, timeoutMs: number, parse: Waiter['parse']): Promise<Buffer> {
-    this.ensureOpen(step);
+  receive(step: SamStep, timeoutMs: number, parse: FrameParser): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failureFor(step));
+    if (this.overflowed) {
+      this.fail(new SamClientError(step, 'oversized', `The SAM sent more than ${this.maxFrameBytes} unrequested bytes (${step})`));
+      return Promise.reject(this.failure!);
+    }
     if (this.waiter) throw new Error('FrameChannel: one request at a time');
     return new Promise<Buffer>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -153,6 +183,7 @@ class FrameChannel {
       }, timeoutMs);
       this.waiter = { step, parse, resolve, reject, timer };
       this.deliver();
+      if (this.waiter && this.ended) this.fail(new SamClientError(step, 'closed', `The SAM closed the connection before answering (${step})`));
     });
   }
 
@@ -161,13 +192,18 @@ class FrameChannel {
     this.socket.destroy();
   }
 
+  private failureFor(step: SamStep): SamClientError {
+    const failure = this.failure!;
+    return new SamClientError(step, failure.reason, `The SAM session is unusable after an earlier failure: ${failure.message}`);
+  }
+
   private ensureOpen(step: SamStep): void {
-    if (this.failure) throw new SamClientError(step, this.failure.reason, `The SAM session is unusable after an earlier failure: ${this.failure.message}`);
+    if (this.failure) throw this.failureFor(step);
     if (this.ended) throw new SamClientError(step, 'closed', `The SAM closed the connection (${step})`);
   }
 
   private onData(chunk: Buffer): void {
-    if (this.failure) return;
+    if (this.failure || this.overflowed) return;
     this.buffer = Buffer.concat([this.buffer, chunk]);
     this.deliver();
   }
@@ -176,7 +212,9 @@ class FrameChannel {
     const waiter = this.waiter;
     if (!waiter) {
       if (this.buffer.length > this.maxFrameBytes) {
-        this.fail(new SamClientError('handshake', 'oversized', `The SAM sent more than ${this.maxFrameBytes} unrequested bytes`));
+        this.overflowed = true;
+        this.buffer = Buffer.alloc(0);
+        this.socket.destroy();
       }
       return;
     }
@@ -188,14 +226,10 @@ class FrameChannel {
       this.fail(new SamClientError(waiter.step, kind, `Bad frame from the SAM (${waiter.step}): ${(e as Error).message}`, e));
       return;
     }
-    if (!frame) {
+    if (!frame || frame.length > this.maxFrameBytes) {
       if (this.buffer.length > this.maxFrameBytes) {
         this.fail(new SamClientError(waiter.step, 'oversized', `The SAM's frame exceeds ${this.maxFrameBytes} bytes (${waiter.step})`));
       }
-      return;
-    }
-    if (frame.length > this.maxFrameBytes) {
-      this.fail(new SamClientError(waiter.step, 'oversized', `The SAM's frame exceeds ${this.maxFrameBytes} bytes (${waiter.step})`));
       return;
     }
     if (this.buffer.length > frame.length) {
@@ -231,7 +265,7 @@ class FrameChannel {
   }
 }
 
-/** Parses `<body><E>` where the body is whole 3DES blocks; returns the body. */
+/** Parses `<ciphertext><E>` where the ciphertext is whole 3DES blocks; returns the ciphertext. */
 function encryptedFrameParser(buffer: Buffer): { length: number; value: Buffer } | undefined {
   const end = findEncryptedFrameEnd(buffer);
   if (end === -1) {
@@ -245,17 +279,19 @@ function encryptedFrameParser(buffer: Buffer): { length: number; value: Buffer }
   return { length: end + SAM_FRAME_END.length, value: Buffer.from(buffer.subarray(0, end)) };
 }
 
-function asSamError(step: SamStep, reason: SamFailureReason, e: unknown): SamClientError {
-  if (e instanceof SamClientError) return e;
-  const message = e instanceof Error ? e.message : String(e);
-  return new SamClientError(step, reason, `SAM ${step} failed: ${message}`, e);
+/** The plain health answer: everything up to and including the first `<E>`. */
+function plainAnswerParser(buffer: Buffer): { length: number; value: Buffer } | undefined {
+  const end = buffer.indexOf(SAM_FRAME_END);
+  if (end === -1) return buffer.length > SAM_HEALTH_OK.length * 4 ? { length: buffer.length, value: Buffer.from(buffer) } : undefined;
+  return { length: end + SAM_FRAME_END.length, value: Buffer.from(buffer.subarray(0, end + SAM_FRAME_END.length)) };
 }
 
 /**
  * An open, authenticated session with NHI's cloud SAM. `open()` connects and runs the
- * handshake (and by default the health check); then `authenticateCard` and `sign` relay the
- * card's mutual authentication and obtain the 256-byte H_Sign value. Every step is bounded by
- * a timeout and the frame size bound; any failure closes the session.
+ * handshake; then `authenticateCard` and `sign` relay the card's mutual authentication and
+ * obtain the 256-byte H_Sign value. Nothing else is sent on this connection (the health check
+ * has a connection of its own: `checkSamHealth`). Every step is bounded by a timeout and the
+ * frame size bound; any failure closes the session.
  */
 export class SamSession {
   private constructor(
@@ -265,115 +301,105 @@ export class SamSession {
   ) {}
 
   static async open(options: SamClientOptions = {}): Promise<SamSession> {
-    const host = options.host ?? NHI_SAM_DEFAULT_HOST;
-    const port = options.port ?? NHI_SAM_DEFAULT_PORT;
     const stepTimeoutMs = options.stepTimeoutMs ?? 10_000;
-    const maxFrameBytes = options.maxFrameBytes ?? 4096;
-    // Made while the TCP connection is being set up.
-    const keyPair = generateKeyPairAsync('rsa', { modulusLength: SAM_CLIENT_RSA_BITS });
-    keyPair.catch(() => undefined);
-    const socket = await connectSocket(host, port, options.connectTimeoutMs ?? 5000, options.createSocket);
-    const channel = new FrameChannel(socket, maxFrameBytes);
-    try {
-      const { publicKey, privateKey } = await keyPair;
-      const sessionKey = await handshake(channel, publicKey, privateKey, stepTimeoutMs);
-      const session = new SamSession(channel, sessionKey, stepTimeoutMs);
-      if (options.healthCheck ?? true) await session.healthCheck();
-      return session;
-    } catch (e) {
-      channel.close();
-      throw asSamError('handshake', 'malformed', e);
-    }
+    const { channel, sessionKey } = await openAndHandshake(options);
+    return new SamSession(channel, sessionKey, stepTimeoutMs);
   }
 
   get isOpen(): boolean {
     return this.channel.isOpen;
   }
 
-  /** `77` → `04<rc=2>OK`. */
-  async healthCheck(): Promise<void> {
-    const reply = await this.exchange('health', encodeSamMessage(SAM_MESSAGE.healthCheck));
-    this.expectResultOk('health', reply);
-  }
-
   /** Sends the card id and challenge (`01`), returns the SAM's 32 bytes for the card (`02`). */
   async authenticateCard(cardId: Uint8Array, challenge: Uint8Array): Promise<Buffer> {
-    if (cardId.length !== 12 || challenge.length !== 8) {
-      throw new CardBridgeError('InvalidInput', 'The SAM needs a 12-byte card id and an 8-byte challenge', { stage: 'sam-authenticate' });
+    if (cardId.length !== SAM_CARD_ID_LENGTH || challenge.length !== SAM_CHALLENGE_LENGTH) {
+      throw new CardBridgeError('InvalidInput', 'The SAM needs a 12-byte card id and an 8-byte challenge', { stage: 'sam-auth-send' });
     }
-    const reply = await this.exchange(
-      'authenticate',
-      encodeSamMessage(SAM_MESSAGE.authRequest, [
-        ['id', cardId],
-        ['rn', challenge],
-      ]),
-    );
-    if (reply.type === SAM_MESSAGE.result) this.expectResultOk('authenticate', reply);
-    const au = reply.fields.get('au');
-    if (reply.type !== SAM_MESSAGE.authResponse || !au) {
-      throw this.failed('authenticate', 'malformed', `The SAM answered message ${reply.type} instead of 02<au=32>`);
-    }
-    if (au.length !== 32) throw this.failed('authenticate', 'malformed', `The SAM's authentication data is ${au.length} bytes, expected 32`);
-    return au;
+    return this.exchange('auth-send', 'auth-receive', encodeAuthRequest(cardId, challenge), parseAuthResponse);
   }
 
   /**
    * Sends the card's 16-byte answer and the 20-character string to sign (`03`); returns the
-   * 256-byte H_Sign value from `04<rc=2>OK<si=256>`.
+   * 256-byte H_Sign value, bytes [18, 274) of `04<rc=2>OK<si=256>…<E>`.
    */
   async sign(cardReply: Uint8Array, toBeSigned: string): Promise<Buffer> {
-    if (cardReply.length !== 16 || !/^[\x20-\x7e]{20}$/.test(toBeSigned)) {
-      throw new CardBridgeError('InvalidInput', 'The SAM needs the 16-byte card answer and a 20-character string', { stage: 'sam-sign' });
+    if (cardReply.length !== SAM_CARD_REPLY_LENGTH || !/^[\x20-\x7e]{20}$/.test(toBeSigned)) {
+      throw new CardBridgeError('InvalidInput', 'The SAM needs the 16-byte card answer and a 20-character string', { stage: 'sam-sign-send' });
     }
-    const reply = await this.exchange(
-      'sign',
-      encodeSamMessage(SAM_MESSAGE.signRequest, [
-        ['au', cardReply],
-        ['se', toBeSigned],
-      ]),
-    );
-    if (reply.type !== SAM_MESSAGE.result) throw this.failed('sign', 'malformed', `The SAM answered message ${reply.type} instead of 04`);
-    this.expectResultOk('sign', reply);
-    const si = reply.fields.get('si');
-    if (!si) throw this.failed('sign', 'malformed', 'The SAM answered OK without a signature');
-    if (si.length !== SAM_SIGNATURE_LENGTH) {
-      throw this.failed('sign', 'signature-length', `The SAM's signature is ${si.length} bytes, expected ${SAM_SIGNATURE_LENGTH}`);
-    }
-    return si;
+    return this.exchange('sign-send', 'sign-receive', encodeSignRequest(cardReply, toBeSigned), parseSignResult);
   }
 
   close(): void {
     this.channel.close();
   }
 
-  private async exchange(step: SamStep, message: Buffer): Promise<SamMessage> {
+  private async exchange(sendStep: SamStep, receiveStep: SamStep, plaintext: Buffer, parse: (plain: Buffer) => Buffer): Promise<Buffer> {
     try {
-      const answer = this.channel.receive(step, this.stepTimeoutMs, encryptedFrameParser);
+      const answer = this.channel.receive(receiveStep, this.stepTimeoutMs, encryptedFrameParser);
       answer.catch(() => undefined); // observed below; avoids an unhandled rejection if send fails first
-      await this.channel.send(step, encryptFrame(this.sessionKey, message));
+      await this.channel.send(sendStep, sealFrame(this.sessionKey, plaintext));
       const body = await answer;
-      return parseSamMessage(decryptFrameBody(this.sessionKey, body));
+      return parse(openFrameBody(this.sessionKey, body));
     } catch (e) {
-      if (e instanceof SamFormatError) throw this.failed(step, e.kind, `Bad answer from the SAM (${step}): ${e.message}`, e);
-      if (e instanceof SamClientError) {
-        this.channel.close();
-        throw e;
-      }
-      throw this.failed(step, 'closed', `SAM ${step} failed: ${(e as Error).message}`, e);
+      this.channel.close();
+      if (e instanceof SamFormatError) throw new SamClientError(receiveStep, e.kind, `Bad answer from the SAM (${receiveStep}): ${e.message}`, e);
+      if (e instanceof SamClientError) throw e;
+      throw new SamClientError(sendStep, 'closed', `SAM ${sendStep} failed: ${(e as Error).message}`, e);
     }
   }
+}
 
-  private expectResultOk(step: SamStep, reply: SamMessage): void {
-    if (reply.type !== SAM_MESSAGE.result) throw this.failed(step, 'malformed', `The SAM answered message ${reply.type} instead of 04`);
-    const rc = reply.fields.get('rc');
-    if (!rc || rc.length !== 2) throw this.failed(step, 'malformed', 'The SAM answer has no 2-character result code');
-    const code = rc.toString('latin1');
-    if (code !== SAM_RC_OK) throw this.failed(step, 'rejected', `The SAM refused (${step}): result code "${code.replace(/[^\x20-\x7e]/g, '?')}"`);
+/** What the plain health check found; `ok` only for the exact 13 bytes `04<rc=2>OK<E>`. */
+export interface SamHealth {
+  ok: boolean;
+  /** The raw answer, made printable, when it was not the expected one. */
+  answer?: string;
+  elapsedMs: number;
+}
+
+/**
+ * The community agent's health check, as a diagnostic: a connection of its own, the handshake,
+ * then the plain 5 bytes `77<E>`, and the raw answer compared with the plain `04<rc=2>OK<E>`.
+ * Never run on a signing connection and never part of a login. Throws SamClientError when the
+ * SAM cannot be reached or the handshake or the exchange fails; resolves with `ok: false` when
+ * it answered something else.
+ */
+export async function checkSamHealth(options: SamClientOptions = {}): Promise<SamHealth> {
+  const started = Date.now();
+  const { channel } = await openAndHandshake(options);
+  try {
+    const answer = channel.receive('health', options.stepTimeoutMs ?? 10_000, plainAnswerParser);
+    answer.catch(() => undefined);
+    await channel.send('health', SAM_HEALTH_REQUEST);
+    const raw = await answer;
+    const ok = raw.equals(SAM_HEALTH_OK);
+    return { ok, ...(!ok && { answer: printable(raw) }), elapsedMs: Date.now() - started };
+  } finally {
+    channel.close();
   }
+}
 
-  private failed(step: SamStep, reason: SamFailureReason, message: string, cause?: unknown): SamClientError {
-    this.channel.close();
-    return new SamClientError(step, reason, message, cause);
+async function openAndHandshake(options: SamClientOptions): Promise<{ channel: FrameChannel; sessionKey: Buffer }> {
+  const host = options.host ?? NHI_SAM_DEFAULT_HOST;
+  const port = options.port ?? NHI_SAM_DEFAULT_PORT;
+  // Made while the TCP connection is being set up.
+  const keyPair = generateKeyPairAsync('rsa', { modulusLength: SAM_CLIENT_RSA_BITS });
+  keyPair.catch(() => undefined);
+  const socket = await connectSocket(host, port, options.connectTimeoutMs ?? 5000, options.createSocket);
+  const channel = new FrameChannel(socket, options.maxFrameBytes ?? 4096);
+  try {
+    let pair: { publicKey: KeyObject; privateKey: KeyObject };
+    try {
+      pair = await keyPair;
+    } catch (e) {
+      throw new SamClientError('key-generation', 'local-key', `Making the RSA key for the SAM handshake failed: ${(e as Error).message}`, e);
+    }
+    const sessionKey = await handshake(channel, pair.publicKey, pair.privateKey, options.stepTimeoutMs ?? 10_000);
+    return { channel, sessionKey };
+  } catch (e) {
+    channel.close();
+    if (e instanceof SamClientError) throw e;
+    throw new SamClientError('hello-receive', 'malformed', `The SAM handshake failed: ${(e as Error).message}`, e);
   }
 }
 
@@ -399,42 +425,43 @@ function connectSocket(host: string, port: number, timeoutMs: number, createSock
   });
 }
 
+/** Steps 1–2 of the spec: hello, server hello at its fixed offsets, our nonce; returns the session key. */
 async function handshake(channel: FrameChannel, publicKey: KeyObject, privateKey: KeyObject, timeoutMs: number): Promise<Buffer> {
-  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  const reply = channel.receive('handshake', timeoutMs, encryptedFrameParser);
-  reply.catch(() => undefined);
-  await channel.send('handshake', encryptFrame(SAM_L_KEY, Buffer.concat([SAM_HELLO, Buffer.from(pem, 'ascii')])));
-  const body = await reply;
-  let hello;
+  let hello: Buffer;
   try {
-    hello = parseServerHello(decryptFrameBody(SAM_L_KEY, body));
+    hello = encodeClientHello(publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  } catch (e) {
+    throw new SamClientError('key-export', 'local-key', `Exporting the RSA key for the SAM handshake failed: ${(e as Error).message}`, e);
+  }
+  const reply = channel.receive('hello-receive', timeoutMs, encryptedFrameParser);
+  reply.catch(() => undefined);
+  await channel.send('hello-send', sealFrame(SAM_L_KEY, hello));
+  const body = await reply;
+  let serverHello;
+  try {
+    serverHello = parseServerHello(openFrameBody(SAM_L_KEY, body));
   } catch (e) {
     const kind = e instanceof SamFormatError ? e.kind : 'malformed';
-    throw new SamClientError('handshake', kind, `The SAM's handshake reply is not valid: ${(e as Error).message}`, e);
-  }
-  let serverKey: KeyObject;
-  try {
-    serverKey = createPublicKey(hello.publicKeyPem);
-    if (serverKey.asymmetricKeyType !== 'rsa') throw new Error(`a ${serverKey.asymmetricKeyType} key`);
-  } catch (e) {
-    throw new SamClientError('handshake', 'server-key', `The SAM's public key is not usable: ${(e as Error).message}`, e);
+    throw new SamClientError('hello-receive', kind, `The SAM's handshake reply is not valid: ${(e as Error).message}`, e);
   }
   let serverNonce: Buffer;
   try {
-    serverNonce = rsaPkcs1Decrypt(privateKey, hello.encryptedNonce);
+    serverNonce = rsaPkcs1Decrypt(privateKey, serverHello.encryptedNonce);
   } catch (e) {
-    throw new SamClientError('handshake', 'server-nonce', "The SAM's nonce cannot be decrypted", e);
+    throw new SamClientError('hello-receive', 'server-nonce', "The SAM's nonce cannot be decrypted", e);
   }
   if (serverNonce.length < SAM_SESSION_KEY_LENGTH - SAM_CLIENT_NONCE_LENGTH) {
-    throw new SamClientError('handshake', 'server-nonce', `The SAM's nonce is ${serverNonce.length} bytes, too short for a session key`);
+    throw new SamClientError('hello-receive', 'server-nonce', `The SAM's nonce is ${serverNonce.length} bytes, too short for a session key`);
   }
   const clientNonce = randomBytes(SAM_CLIENT_NONCE_LENGTH);
   let encryptedClientNonce: Buffer;
   try {
+    const serverKey = createPublicKey(serverHello.publicKeyPem);
+    if (serverKey.asymmetricKeyType !== 'rsa') throw new Error(`a ${serverKey.asymmetricKeyType} key`);
     encryptedClientNonce = rsaPkcs1Encrypt(serverKey, clientNonce);
   } catch (e) {
-    throw new SamClientError('handshake', 'server-key', `Encrypting to the SAM's key failed: ${(e as Error).message}`, e);
+    throw new SamClientError('nonce-encrypt', 'server-key', `The SAM's public key is not usable: ${(e as Error).message}`, e);
   }
-  await channel.send('handshake', encodeNonceFrame(encryptedClientNonce));
+  await channel.send('nonce-send', encodeNonceFrame(encryptedClientNonce));
   return deriveSessionKey(clientNonce, serverNonce);
 }

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { CardBridgeError } from '../../../src/errors.js';
 import { ensureServerCertificate, trustCa, type TrustEnvironment } from '../../../src/certs/index.js';
 import { createDoctorCommand } from '../../../src/cli/commands/doctor.js';
-import { type DoctorOptions, type DoctorRegistry, HOSTS_LINE, runDoctor } from '../../../src/doctor/doctor.js';
+import { type DoctorOptions, type DoctorRegistry, HOSTS_LINE, runDoctor, samCheck } from '../../../src/doctor/doctor.js';
+import { EmulatedSam } from '../../../src/emulator/nhi/emulated-sam.js';
 import { parseProcNetTcp, portHolders } from '../../../src/doctor/ports.js';
 import { PCSC_INSTALL_HINT } from '../../../src/readers/pcsc-registry.js';
 import type { ReaderState } from '../../../src/readers/types.js';
@@ -189,6 +190,63 @@ describe('cardbridge doctor', () => {
       trust: trustEnv(),
       hostsFile: join(dir, 'hosts'),
       };
+  }
+});
+
+describe('cardbridge doctor: NHI cloud SAM reachability (a diagnostic, never a login step)', () => {
+  let sam: EmulatedSam;
+  beforeAll(async () => {
+    sam = await EmulatedSam.start();
+  });
+  afterAll(async () => {
+    await sam.close();
+  });
+  afterEach(() => {
+    sam.fault = undefined;
+  });
+
+  const quick = (port: number) => ({ host: '127.0.0.1', port, connectTimeoutMs: 1000, stepTimeoutMs: 500 });
+
+  it('is not run without a SAM target (doctor must not reach the network in tests)', async () => {
+    expect((await samlessReport()).checks.map((c) => c.id)).not.toContain('nhi-sam');
+  });
+
+  it('ok when the handshake and the plain 77<E> health check pass', async () => {
+    const check = await samCheck(quick(sam.port));
+    expect(check).toMatchObject({ id: 'nhi-sam', status: 'ok' });
+    expect(check.title).toContain(`127.0.0.1:${sam.port}`);
+  });
+
+  it('warns, showing the answer, when the health check is answered otherwise', async () => {
+    sam.fault = { step: 'health', kind: 'reject' };
+    const check = await samCheck(quick(sam.port));
+    expect(check).toMatchObject({ status: 'warn' });
+    expect(check.detail).toContain('"04<rc=2>NG<E>"');
+  });
+
+  it('warns (never fails) with the network fix when the SAM cannot be reached', async () => {
+    const closed = await freePort();
+    const check = await samCheck(quick(closed));
+    expect(check).toMatchObject({ status: 'warn' });
+    expect(check.detail).toContain('not reachable');
+    expect(check.fix).toContain(`raw TCP (not TLS) to 127.0.0.1:${closed}`);
+  });
+
+  it('the CLI runs it with --sam HOST:PORT and refuses a malformed target', async () => {
+    const io = captureIO();
+    await createDoctorCommand(await samless()).run(['--json', '--sam', `127.0.0.1:${sam.port}`], io);
+    const report = JSON.parse(io.stdout.join('\n')) as { checks: Array<{ id: string; status: string }> };
+    expect(report.checks.find((c) => c.id === 'nhi-sam')).toMatchObject({ status: 'ok' });
+    await expect(createDoctorCommand(await samless()).run(['--sam', 'nohostport'], captureIO())).rejects.toThrow(/HOST:PORT/);
+  });
+
+  async function samless(): Promise<DoctorOptions> {
+    writeFileSync(join(dir, 'hosts'), `${HOSTS_LINE}\n`);
+    return { registry: fakeRegistry(true, [NHI_READER]), listeners: [], stateDir: join(dir, 'state'), trust: trustEnv(), hostsFile: join(dir, 'hosts') };
+  }
+
+  async function samlessReport() {
+    return runDoctor(await samless());
   }
 });
 

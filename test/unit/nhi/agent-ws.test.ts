@@ -126,11 +126,11 @@ describe('NHI agent WebSocket listener (wss …:7777/echo)', () => {
     await rig.registry.insertCard(NHI_READER, failingCard(new VirtualNhiCard(), (c) => (c[1] === 0x84 ? 0x6985 : undefined)));
     expect(await ws.ask('H_Sign?Random=00011234567890123456')).toBe('8002');
     await rig.registry.insertCard(NHI_READER, rig.card);
-    // the SAM refusing the card's answer → 8006; the SAM closing during the handshake → 8300
+    // the SAM refusing the card's answer → 8006; the SAM hanging up on the hello → 8305 (the peer's number for a failed hello answer)
     rig.sam.fault = { step: 'sign', kind: 'reject' };
     expect(await ws.ask('H_Sign?Random=00011234567890123456')).toBe('8006');
     rig.sam.fault = { step: 'handshake', kind: 'close' };
-    expect(await ws.ask('H_Sign?Random=00011234567890123456')).toBe('8300');
+    expect(await ws.ask('H_Sign?Random=00011234567890123456')).toBe('8305');
     rig.sam.fault = undefined;
     // no reader at all → 7002
     rig.registry.removeReader(NHI_READER);

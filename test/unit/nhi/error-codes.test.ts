@@ -1,6 +1,6 @@
 import { CardBridgeError, type ErrorCode } from '../../../src/errors.js';
 import { NHI_ERROR_MEANINGS, nhiErrorCode } from '../../../src/server/nhi/error-codes.js';
-import { SamClientError } from '../../../src/services/nhi/sam-client.js';
+import { SamClientError, type SamStep } from '../../../src/services/nhi/sam-client.js';
 
 const e = (code: ErrorCode, stage?: string) => new CardBridgeError(code, 'x', stage === undefined ? {} : { stage });
 
@@ -46,15 +46,36 @@ describe('NHI numeric error codes (edge mapping)', () => {
     expect(nhiErrorCode(e('CardError', 'card-id'), 'EnCrypt')).toBe('8001');
   });
 
-  it('SAM errors by step and reason', () => {
-    expect(nhiErrorCode(new SamClientError('connect', 'refused', 'x'), 'H_Sign')).toBe('4061');
-    expect(nhiErrorCode(new SamClientError('handshake', 'timeout', 'x'), 'H_Sign')).toBe('8301');
-    expect(nhiErrorCode(new SamClientError('health', 'closed', 'x'), 'H_Sign')).toBe('8306');
-    expect(nhiErrorCode(new SamClientError('authenticate', 'rejected', 'x'), 'H_Sign')).toBe('8007');
-    expect(nhiErrorCode(new SamClientError('sign', 'rejected', 'x'), 'H_Sign')).toBe('8006');
-    expect(nhiErrorCode(new SamClientError('sign', 'signature-length', 'x'), 'H_Sign')).toBe('8008');
+  // The working peer's table (specs/nhi-card.md, H_Sign section): one number per step, whatever the reason.
+  it.each<[SamStep, string]>([
+    ['connect', '4061'],
+    ['key-generation', '8300'],
+    ['key-export', '8301'],
+    ['hello-send', '8306'],
+    ['hello-receive', '8305'],
+    ['nonce-encrypt', '8303'],
+    ['nonce-send', '8304'],
+    ['auth-send', '8003'],
+    ['auth-receive', '8005'],
+    ['sign-send', '8007'],
+    ['sign-receive', '8008'],
+  ])('SAM step %s → %s', (step, code) => {
+    for (const reason of ['closed', 'timeout', 'malformed', 'decrypt'] as const) {
+      expect(nhiErrorCode(new SamClientError(step, reason, 'x'), 'H_Sign')).toBe(code);
+    }
+    expect(NHI_ERROR_MEANINGS[code]).toBeDefined();
+  });
+
+  it('our choices where the peer is silent', () => {
+    // A refusal of message 03 is the SAM not accepting the card's answer: the official 8006.
+    expect(nhiErrorCode(new SamClientError('sign-receive', 'rejected', 'x'), 'H_Sign')).toBe('8006');
+    // A SAM refusal of message 01 is just an unusable 02.
+    expect(nhiErrorCode(new SamClientError('auth-receive', 'rejected', 'x'), 'H_Sign')).toBe('8005');
     // Anything else raised as SamError without the client's detail still lands in the SAM range.
     expect(nhiErrorCode(e('SamError'), 'H_Sign')).toBe('8003');
+    // The card refusing the SAM's data, or answering other than 16 bytes, is 8006 (the peer's "card answer not 16 bytes").
+    expect(nhiErrorCode(e('CardError', 'mutual-auth'), 'H_Sign')).toBe('8006');
+    expect(nhiErrorCode(e('ProtocolError', 'mutual-auth'), 'H_Sign')).toBe('8006');
   });
 
   it('foreign exceptions become a card-access failure, and every code has a meaning', () => {

@@ -8,22 +8,9 @@ import type { VirtualCard } from '../../../src/emulator/virtual-card.js';
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { nhiErrorCode } from '../../../src/server/nhi/error-codes.js';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
-import { SamClientError, type SamClientOptions, type SamFailureReason, SamSession } from '../../../src/services/nhi/sam-client.js';
-import {
-  SAM_L_KEY,
-  decryptFrameBody,
-  encodeSamMessage,
-  encodeServerHello,
-  encryptFrame,
-  findEncryptedFrameEnd,
-  parseNonceFrame,
-  parseSamMessage,
-  parseServerHello,
-  rsaPkcs1Decrypt,
-  rsaPkcs1Encrypt,
-} from '../../../src/services/nhi/sam-protocol.js';
+import { SamClientError, type SamClientOptions, type SamFailureReason, SamSession, type SamStep, checkSamHealth } from '../../../src/services/nhi/sam-client.js';
+import { SAM_L_KEY, encodeServerHello, openFrameBody, parseClientHello, rsaPkcs1Encrypt, sealFrame } from '../../../src/services/nhi/sam-protocol.js';
 import { SelfRemovingCard, caught, failingCard } from './helpers.js';
-
 
 const READER = 'Reader 0';
 const RANDOM = '00011234567890123456';
@@ -51,59 +38,6 @@ async function serviceWith(card: VirtualCard = new VirtualNhiCard(), options: Sa
   await registry.insertCard(READER, card);
   return { registry, service: new NhiService(registry, { sam: options }) };
 }
-
-describe('SAM wire format', () => {
-  it('frames: 3DES-ECB under L_KEY, PKCS#5, then <E>', () => {
-    expect(SAM_L_KEY).toEqual(Buffer.concat([Buffer.from('2725268641815652'), Buffer.alloc(8)]));
-    const frame = encryptFrame(SAM_L_KEY, Buffer.from('Hello x'));
-    expect(frame.subarray(-3).toString()).toBe('<E>');
-    expect((frame.length - 3) % 8).toBe(0);
-    expect(findEncryptedFrameEnd(frame)).toBe(frame.length - 3);
-    expect(decryptFrameBody(SAM_L_KEY, frame.subarray(0, -3)).toString()).toBe('Hello x');
-    // An <E> inside the body at an unaligned offset is not the end of the frame.
-    expect(findEncryptedFrameEnd(Buffer.from('ab<E>cde<E>'))).toBe(8);
-    expect(findEncryptedFrameEnd(Buffer.from('abcdefgh<E'))).toBe(-1);
-  });
-
-  it('server hello: PEM at [6, 0x116), nonce at [0x11B, 0x19B) for RSA-1024', () => {
-    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
-    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const plain = encodeServerHello(pem, Buffer.alloc(128, 0xaa));
-    expect(plain.length).toBe(0x19b);
-    expect(plain.subarray(6, 0x116).toString()).toBe(pem);
-    expect(plain.subarray(0x116, 0x11b).toString()).toBe(' 128 ');
-    const parsed = parseServerHello(plain);
-    expect(parsed.nonceOffset).toBe(0x11b);
-    expect(parsed.encryptedNonce).toEqual(Buffer.alloc(128, 0xaa));
-    expect(() => parseServerHello(Buffer.from('Howdy '))).toThrow(/Hello/);
-    expect(() => parseServerHello(plain.subarray(0, 0x19a))).toThrow(/127/);
-  });
-
-  it('nonce frame " <len> <bytes><E>" and messages "<tag=len>"', () => {
-    const frame = Buffer.concat([Buffer.from(' 3 '), Buffer.from('a<E'), Buffer.from('<E>')]);
-    expect(parseNonceFrame(frame)).toEqual({ frameLength: 9, encrypted: Buffer.from('a<E') });
-    expect(parseNonceFrame(frame.subarray(0, 5))).toBeUndefined();
-    expect(() => parseNonceFrame(Buffer.from('x128 '))).toThrow(/length/);
-    const message = encodeSamMessage('04', [
-      ['rc', 'OK'],
-      ['si', Buffer.from('x>y<')],
-    ]);
-    expect(message.toString('latin1')).toBe('04<rc=2>OK<si=4>x>y<');
-    const parsed = parseSamMessage(Buffer.concat([message, Buffer.from('<E>')]));
-    expect(parsed.type).toBe('04');
-    expect(parsed.fields.get('si')).toEqual(Buffer.from('x>y<'));
-    expect(() => parseSamMessage(Buffer.from('04<rc=3>OK'))).toThrow(/says 3 bytes/);
-    expect(() => parseSamMessage(Buffer.from('04<rc=2>OK<rc=2>OK'))).toThrow(/twice/);
-    expect(() => parseSamMessage(Buffer.from('04 rc'))).toThrow(/<tag=length>/);
-  });
-
-  it('RSA PKCS#1 v1.5 round trip (raw decryption, as Node 20 refuses the padded one)', () => {
-    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
-    const secret = Buffer.from('0123456789abcdef');
-    expect(rsaPkcs1Decrypt(privateKey, rsaPkcs1Encrypt(publicKey, secret))).toEqual(secret);
-    expect(() => rsaPkcs1Decrypt(privateKey, Buffer.alloc(127))).toThrow(CardBridgeError);
-  });
-});
 
 describe('H_Sign end to end: virtual card ↔ service relay ↔ emulated SAM', () => {
   it.each<[string, VirtualNhiCardOptions]>([
@@ -143,60 +77,110 @@ describe('H_Sign end to end: virtual card ↔ service relay ↔ emulated SAM', (
     expect(await service.hSign(RANDOM)).toHaveLength(256);
   }, 5000);
 
-  it('runs the health check (77 → 04<rc=2>OK) on its own', async () => {
-    const session = await SamSession.open(samOptions({ healthCheck: false }));
+  it('sends nothing but 01 and 03 on the signing connection: the strict SAM refuses nobody', async () => {
+    const refusals = sam.refusals;
+    const { service } = await serviceWith();
+    expect(await service.hSign(RANDOM)).toHaveLength(256);
+    expect(sam.refusals).toBe(refusals);
+  }, 5000);
+
+  it.each<[string, Buffer, Buffer]>([
+    ['" 128 " between, nothing after', Buffer.from(' 128 '), Buffer.alloc(0)],
+    ['NULs between, 100 bytes after', Buffer.alloc(5), Buffer.alloc(100, 0x3e)],
+    ['"<E>" bytes between and after', Buffer.from('<E><E'), Buffer.from('<E>')],
+  ])('reads the server hello at its fixed offsets whatever surrounds the nonce: %s', async (_label, between, after) => {
+    const other = await EmulatedSam.start({ helloBetween: between, helloAfter: after });
     try {
-      await session.healthCheck();
-      await session.healthCheck();
-      expect(session.isOpen).toBe(true);
+      const { service } = await serviceWith(new VirtualNhiCard(), samOptions({ port: other.port }));
+      const signature = await service.hSign(RANDOM);
+      expect(verify('sha256', Buffer.from(RANDOM), other.publicKey, signature)).toBe(true);
     } finally {
-      session.close();
+      await other.close();
     }
   }, 5000);
 });
 
+describe('the health check: a diagnostic on a connection of its own', () => {
+  it('plain 77<E> → 04<rc=2>OK<E> is healthy', async () => {
+    const refusals = sam.refusals;
+    const health = await checkSamHealth(samOptions());
+    expect(health.ok).toBe(true);
+    expect(health.answer).toBeUndefined();
+    expect(sam.refusals).toBe(refusals);
+  }, 5000);
+
+  it.each<[SamFault['kind'], string]>([
+    ['reject', '04<rc=2>NG<E>'],
+    ['wrong-length', '04<rc=3>OKK<E>'],
+    ['unexpected', '02<E>'],
+  ])('any other answer is unhealthy and shown (%s)', async (kind, answer) => {
+    sam.fault = { step: 'health', kind } as SamFault;
+    expect(await checkSamHealth(samOptions())).toMatchObject({ ok: false, answer });
+  }, 5000);
+
+  it.each<[SamFault['kind'], SamFailureReason]>([
+    ['close', 'closed'],
+    ['stall', 'timeout'],
+  ])('a SAM that does not answer (%s) fails the check with step health', async (kind, reason) => {
+    sam.fault = { step: 'health', kind } as SamFault;
+    const error = await caught<SamClientError>(checkSamHealth(samOptions()));
+    expect(error).toMatchObject({ step: 'health', reason });
+  }, 5000);
+
+  it('an unreachable SAM fails the check as 4061 would', async () => {
+    const error = await caught<SamClientError>(checkSamHealth(samOptions({ port: await closedPort() })));
+    expect(error).toMatchObject({ code: 'SamUnavailable', step: 'connect', reason: 'refused' });
+  }, 5000);
+});
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 interface Expectation {
+  failedStep: SamStep;
   reason: SamFailureReason;
   code: string;
 }
 
+/** Each fault of the emulated SAM → the client's step and reason → the peer's number (specs/nhi-card.md). */
 const FAULTS: Array<[SamFaultStep, SamFault['kind'], Expectation]> = [
-  ['handshake', 'close', { reason: 'closed', code: '8300' }],
-  ['handshake', 'truncate', { reason: 'closed', code: '8300' }],
-  ['handshake', 'stall', { reason: 'timeout', code: '8301' }],
-  ['handshake', 'slow', { reason: 'timeout', code: '8301' }],
-  ['handshake', 'oversize', { reason: 'oversized', code: '8302' }],
-  ['handshake', 'extra', { reason: 'framing', code: '8302' }],
-  ['handshake', 'garbage', { reason: 'decrypt', code: '8303' }],
-  ['handshake', 'reject', { reason: 'server-key', code: '8304' }],
-  ['handshake', 'wrong-length', { reason: 'server-nonce', code: '8305' }],
-  ['handshake', 'unexpected', { reason: 'server-nonce', code: '8305' }],
-  ['health', 'close', { reason: 'closed', code: '8306' }],
-  ['health', 'stall', { reason: 'timeout', code: '8306' }],
-  ['health', 'garbage', { reason: 'decrypt', code: '8306' }],
-  ['health', 'reject', { reason: 'rejected', code: '8306' }],
-  ['health', 'wrong-length', { reason: 'malformed', code: '8306' }],
-  ['health', 'unexpected', { reason: 'malformed', code: '8306' }],
-  ['authenticate', 'close', { reason: 'closed', code: '8003' }],
-  ['authenticate', 'truncate', { reason: 'closed', code: '8003' }],
-  ['authenticate', 'stall', { reason: 'timeout', code: '8004' }],
-  ['authenticate', 'slow', { reason: 'timeout', code: '8004' }],
-  ['authenticate', 'oversize', { reason: 'oversized', code: '8005' }],
-  ['authenticate', 'extra', { reason: 'framing', code: '8005' }],
-  ['authenticate', 'garbage', { reason: 'decrypt', code: '8005' }],
-  ['authenticate', 'wrong-length', { reason: 'malformed', code: '8007' }],
-  ['authenticate', 'unexpected', { reason: 'malformed', code: '8007' }],
-  ['authenticate', 'reject', { reason: 'rejected', code: '8007' }],
-  ['sign', 'close', { reason: 'closed', code: '8003' }],
-  ['sign', 'truncate', { reason: 'closed', code: '8003' }],
-  ['sign', 'stall', { reason: 'timeout', code: '8004' }],
-  ['sign', 'slow', { reason: 'timeout', code: '8004' }],
-  ['sign', 'oversize', { reason: 'oversized', code: '8005' }],
-  ['sign', 'extra', { reason: 'framing', code: '8005' }],
-  ['sign', 'garbage', { reason: 'decrypt', code: '8005' }],
-  ['sign', 'unexpected', { reason: 'malformed', code: '8007' }],
-  ['sign', 'wrong-length', { reason: 'signature-length', code: '8008' }],
-  ['sign', 'reject', { reason: 'rejected', code: '8006' }],
+  ['handshake', 'close', { failedStep: 'hello-receive', reason: 'closed', code: '8305' }],
+  ['handshake', 'truncate', { failedStep: 'hello-receive', reason: 'closed', code: '8305' }],
+  ['handshake', 'stall', { failedStep: 'hello-receive', reason: 'timeout', code: '8305' }],
+  ['handshake', 'slow', { failedStep: 'hello-receive', reason: 'timeout', code: '8305' }],
+  ['handshake', 'oversize', { failedStep: 'hello-receive', reason: 'oversized', code: '8305' }],
+  ['handshake', 'extra', { failedStep: 'hello-receive', reason: 'framing', code: '8305' }],
+  ['handshake', 'garbage', { failedStep: 'hello-receive', reason: 'decrypt', code: '8305' }],
+  ['handshake', 'wrong-length', { failedStep: 'hello-receive', reason: 'server-nonce', code: '8305' }],
+  ['handshake', 'unexpected', { failedStep: 'hello-receive', reason: 'server-nonce', code: '8305' }],
+  ['handshake', 'reject', { failedStep: 'nonce-encrypt', reason: 'server-key', code: '8303' }],
+  ['authenticate', 'close', { failedStep: 'auth-receive', reason: 'closed', code: '8005' }],
+  ['authenticate', 'truncate', { failedStep: 'auth-receive', reason: 'closed', code: '8005' }],
+  ['authenticate', 'stall', { failedStep: 'auth-receive', reason: 'timeout', code: '8005' }],
+  ['authenticate', 'slow', { failedStep: 'auth-receive', reason: 'timeout', code: '8005' }],
+  ['authenticate', 'oversize', { failedStep: 'auth-receive', reason: 'oversized', code: '8005' }],
+  ['authenticate', 'extra', { failedStep: 'auth-receive', reason: 'framing', code: '8005' }],
+  ['authenticate', 'garbage', { failedStep: 'auth-receive', reason: 'decrypt', code: '8005' }],
+  ['authenticate', 'wrong-length', { failedStep: 'auth-receive', reason: 'malformed', code: '8005' }],
+  ['authenticate', 'unexpected', { failedStep: 'auth-receive', reason: 'malformed', code: '8005' }],
+  ['authenticate', 'reject', { failedStep: 'auth-receive', reason: 'malformed', code: '8005' }],
+  ['authenticate', 'old-framing', { failedStep: 'auth-receive', reason: 'malformed', code: '8005' }],
+  ['sign', 'close', { failedStep: 'sign-receive', reason: 'closed', code: '8008' }],
+  ['sign', 'truncate', { failedStep: 'sign-receive', reason: 'closed', code: '8008' }],
+  ['sign', 'stall', { failedStep: 'sign-receive', reason: 'timeout', code: '8008' }],
+  ['sign', 'slow', { failedStep: 'sign-receive', reason: 'timeout', code: '8008' }],
+  ['sign', 'oversize', { failedStep: 'sign-receive', reason: 'oversized', code: '8008' }],
+  ['sign', 'extra', { failedStep: 'sign-receive', reason: 'framing', code: '8008' }],
+  ['sign', 'garbage', { failedStep: 'sign-receive', reason: 'decrypt', code: '8008' }],
+  ['sign', 'unexpected', { failedStep: 'sign-receive', reason: 'malformed', code: '8008' }],
+  ['sign', 'wrong-length', { failedStep: 'sign-receive', reason: 'malformed', code: '8008' }],
+  ['sign', 'old-framing', { failedStep: 'sign-receive', reason: 'malformed', code: '8008' }],
+  ['sign', 'reject', { failedStep: 'sign-receive', reason: 'rejected', code: '8006' }],
 ];
 
 function faultOf(step: SamFaultStep, kind: SamFault['kind']): SamFault {
@@ -214,13 +198,13 @@ describe('SAM failures: each a distinct error with its official code, none hangs
     const error = await caught<SamClientError>(service.hSign(RANDOM));
     expect(error).toBeInstanceOf(SamClientError);
     expect(error.code).toBe('SamError');
-    expect(error.step).toBe(step);
+    expect(error.step).toBe(expected.failedStep);
     expect(error.reason).toBe(expected.reason);
-    expect(error.stage).toBe(`sam-${step}`);
+    expect(error.stage).toBe(`sam-${expected.failedStep}`);
     expect(nhiErrorCode(error, 'H_Sign')).toBe(expected.code);
     expect(Date.now() - started).toBeLessThan(2000);
     // A failure before the card steps never touched the card.
-    if (step === 'handshake' || step === 'health') expect(card.received).toHaveLength(1); // recognition's SELECT only
+    if (step === 'handshake') expect(card.received).toHaveLength(1); // recognition's SELECT only
   }, 5000);
 });
 
@@ -277,30 +261,30 @@ describe('hand-written misbehaving servers', () => {
     return (server.address() as AddressInfo).port;
   }
 
-  it('a server that closes at once → 8300', async () => {
-    const port = await listen((socket) => socket.destroy());
+  it('a server that hangs up on the hello → 8305', async () => {
+    const port = await listen((socket) => socket.once('data', () => socket.destroy()));
     const error = await caught<SamClientError>(SamSession.open(samOptions({ port })));
-    expect(error).toMatchObject({ step: 'handshake', reason: 'closed' });
-    expect(nhiErrorCode(error, 'H_Sign')).toBe('8300');
+    expect(error).toMatchObject({ step: 'hello-receive', reason: 'closed' });
+    expect(nhiErrorCode(error, 'H_Sign')).toBe('8305');
   }, 5000);
 
-  it('a server that answers plain text ending in <E> → 8302 at once, not at the deadline', async () => {
+  it('a server that answers plain text ending in <E> → 8305 at once, not at the deadline', async () => {
     const port = await listen((socket) => socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n<E>')));
     const started = Date.now();
     const error = await caught<SamClientError>(SamSession.open(samOptions({ port })));
-    expect(error).toMatchObject({ step: 'handshake', reason: 'framing' });
-    expect(nhiErrorCode(error, 'H_Sign')).toBe('8302');
+    expect(error).toMatchObject({ step: 'hello-receive', reason: 'framing' });
+    expect(nhiErrorCode(error, 'H_Sign')).toBe('8305');
     expect(Date.now() - started).toBeLessThan(300);
   }, 5000);
 
-  it('a server that answers whole blocks of plain text → 8303 (does not decrypt)', async () => {
+  it('a server that answers whole blocks of plain text → 8305 (does not decrypt)', async () => {
     const port = await listen((socket) => socket.once('data', () => socket.write('HTTP/1.1 400 Bad Request\r\n\r\n....<E>')));
     const error = await caught<SamClientError>(SamSession.open(samOptions({ port })));
-    expect(error).toMatchObject({ step: 'handshake', reason: 'decrypt' });
-    expect(nhiErrorCode(error, 'H_Sign')).toBe('8303');
+    expect(error).toMatchObject({ step: 'hello-receive', reason: 'decrypt' });
+    expect(nhiErrorCode(error, 'H_Sign')).toBe('8305');
   }, 5000);
 
-  it('a server that streams forever without <E> is cut at maxFrameBytes → 8302', async () => {
+  it('a server that streams forever without <E> is cut at maxFrameBytes → 8305', async () => {
     const port = await listen((socket) => {
       socket.once('data', () => {
         const pump = () => {
@@ -310,35 +294,37 @@ describe('hand-written misbehaving servers', () => {
       });
     });
     const error = await caught<SamClientError>(SamSession.open(samOptions({ port, maxFrameBytes: 4096 })));
-    expect(error).toMatchObject({ step: 'handshake', reason: 'oversized' });
-    expect(nhiErrorCode(error, 'H_Sign')).toBe('8302');
+    expect(error).toMatchObject({ step: 'hello-receive', reason: 'oversized' });
+    expect(nhiErrorCode(error, 'H_Sign')).toBe('8305');
   }, 5000);
 
-  it('a server whose hello carries a key that is not RSA → 8304', async () => {
-    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  it('a server whose hello carries a key that is not RSA → 8303 (encrypting the nonce to it)', async () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    // Padded with newlines to the 0x110 bytes the fixed offsets give the PEM.
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString().padEnd(0x110, '\n');
     const port = await listen((socket) => {
       socket.once('data', (hello) => {
-        const plain = decryptFrameBody(SAM_L_KEY, hello.subarray(0, hello.length - 3));
-        const clientKey = createPublicKey(plain.subarray(6).toString());
-        socket.write(encryptFrame(SAM_L_KEY, encodeServerHello(pem, rsaPkcs1Encrypt(clientKey, Buffer.alloc(16, 1)))));
+        const clientPem = parseClientHello(openFrameBody(SAM_L_KEY, hello.subarray(0, hello.length - 3)));
+        const nonce = rsaPkcs1Encrypt(createPublicKey(clientPem), Buffer.alloc(16, 1));
+        socket.write(sealFrame(SAM_L_KEY, encodeServerHello(pem, Buffer.from(' 128 '), nonce)));
       });
     });
     const error = await caught<SamClientError>(SamSession.open(samOptions({ port })));
-    expect(error).toMatchObject({ step: 'handshake', reason: 'server-key' });
-    expect(nhiErrorCode(error, 'H_Sign')).toBe('8304');
+    expect(error).toMatchObject({ step: 'nonce-encrypt', reason: 'server-key' });
+    expect(error.message).toContain('ec key');
+    expect(nhiErrorCode(error, 'H_Sign')).toBe('8303');
   }, 5000);
 
-  it('a session closed by the server between steps → 8003 on the next request', async () => {
+  it('a session closed by the server at 01 → 8005, then the 03 → 8007 without touching the network', async () => {
     const session = await SamSession.open(samOptions());
     try {
-      // The emulated SAM drops the connection when the health check arrives.
-      sam.fault = { step: 'health', kind: 'close' };
-      const first = await caught<SamClientError>(session.healthCheck());
-      expect(first).toMatchObject({ step: 'health', reason: 'closed' });
-      const next = await caught<SamClientError>(session.authenticateCard(Buffer.alloc(12, 0x30), Buffer.alloc(8)));
-      expect(next).toMatchObject({ step: 'authenticate' });
-      expect(nhiErrorCode(next, 'H_Sign')).toBe('8003');
+      sam.fault = { step: 'authenticate', kind: 'close' };
+      const first = await caught<SamClientError>(session.authenticateCard(Buffer.alloc(12, 0x30), Buffer.alloc(8)));
+      expect(first).toMatchObject({ step: 'auth-receive', reason: 'closed' });
+      expect(nhiErrorCode(first, 'H_Sign')).toBe('8005');
+      const next = await caught<SamClientError>(session.sign(Buffer.alloc(16), RANDOM));
+      expect(next).toMatchObject({ step: 'sign-send', reason: 'closed' });
+      expect(nhiErrorCode(next, 'H_Sign')).toBe('8007');
       expect(session.isOpen).toBe(false);
     } finally {
       session.close();
@@ -386,7 +372,7 @@ describe('card-side failures during H_Sign', () => {
     };
     const { service } = await serviceWith(corrupting);
     const error = await caught<SamClientError>(service.hSign(RANDOM));
-    expect(error).toMatchObject({ code: 'SamError', step: 'sign', reason: 'rejected' });
+    expect(error).toMatchObject({ code: 'SamError', step: 'sign-receive', reason: 'rejected' });
     expect(nhiErrorCode(error, 'H_Sign')).toBe('8006');
   }, 5000);
 
