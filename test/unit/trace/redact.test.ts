@@ -72,7 +72,7 @@ describe('trace redaction of NHI holder data', () => {
 
   it('keeps the name length (padding stays where it was)', () => {
     const fake = fakeNhiBasicData(real);
-    const nameEnd = (b: Buffer) => [...b.subarray(12, 32)].findLastIndex((x) => x !== 0 && x !== 0x20);
+    const nameEnd = (b: Buffer) => 19 - [...b.subarray(12, 32)].reverse().findIndex((x) => x !== 0 && x !== 0x20);
     expect(nameEnd(fake)).toBe(nameEnd(real));
   });
 
