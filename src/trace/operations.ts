@@ -1,8 +1,7 @@
 import { CardBridgeError, asCardBridgeError } from '../errors.js';
 import { TraceRecorder, TracingRegistry } from './recorder.js';
 import type { ApduTrace } from './trace-file.js';
-import { NhiService } from '../services/nhi/nhi-service.js';
-import type { SamClientOptions } from '../services/nhi/sam-client.js';
+import { NhiService, type NhiServiceOptions } from '../services/nhi/nhi-service.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import type { ReaderRegistry } from '../readers/types.js';
 
@@ -24,8 +23,8 @@ export interface TraceOperationContext {
   reader?: string;
   /** MOICA sign: asked for once the card is found. */
   pin?: () => Promise<string>;
-  /** NHI H_Sign: where the SAM is (default: NHI's). */
-  sam?: SamClientOptions;
+  /** NHI H_Sign: where the SAM is (default: NHI's), or a stand-in for replays. */
+  nhi?: NhiServiceOptions;
   /** MOICA drivers' random source (a replay passes the trace's). */
   random?: (length: number) => Buffer;
 }
@@ -48,7 +47,7 @@ export async function runTraceOperation(operation: TraceOperation, context: Trac
       return `NHI basic data read and parsed (name ${info.nameComplete ? 'fully decoded' : 'with undecodable characters'}, card status ${info.cardTermination === null ? 'not available' : 'read'})`;
     }
     case 'nhi-hsign': {
-      const service = new NhiService(context.registry, context.sam ? { sam: context.sam } : {});
+      const service = new NhiService(context.registry, context.nhi ?? {});
       const value = await service.hSign(TRACE_HSIGN_INPUT, selector);
       return `H_Sign relay done: the SAM returned ${value.length} bytes`;
     }

@@ -97,7 +97,7 @@ export function createTraceCommand(options: TraceCommandOptions = {}): CliComman
           {
             registry: source.registry,
             ...(values.reader !== undefined ? { reader: values.reader } : {}),
-            ...(source.sam ? { sam: source.sam } : {}),
+            ...(source.sam ? { nhi: { sam: source.sam } } : {}),
             ...(needsPin(operation) ? { pin: pinSource(io, values['pin-stdin'] ?? false) } : {}),
           },
           values.virtual !== undefined ? 'virtual' : 'pcsc',

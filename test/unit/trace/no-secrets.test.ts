@@ -38,7 +38,7 @@ async function record(kind: VirtualTraceCard, card: VirtualCard, operation: Trac
     const random = (n: number) => Buffer.from(Array.from({ length: n }, () => (seed = (seed * 37 + 11) & 0xff)));
     const recorded = await recordOperation(
       operation,
-      { registry: rig.registry, pin: async () => PIN, random, ...(rig.sam ? { sam: { host: rig.sam.host, port: rig.sam.port } } : {}) },
+      { registry: rig.registry, pin: async () => PIN, random, ...(rig.sam ? { nhi: { sam: { host: rig.sam.host, port: rig.sam.port } } } : {}) },
       'virtual',
     );
     expect(recorded.error).toBeUndefined();
