@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,9 @@ import { main } from '../../../src/cli/main.js';
 import type { CliInput } from '../../../src/cli/io.js';
 import { parseTrace } from '../../../src/trace/trace-file.js';
 import { captureIO } from '../../helpers/capture-io.js';
+
+// Virtual MOICA cards generate their test PKI (RSA keys) once per file: slow on a busy machine.
+jest.setTimeout(30_000);
 
 let dir: string;
 beforeAll(() => {

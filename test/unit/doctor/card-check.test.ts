@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { runCardChecks, readOnlyRegistry } from '../../../src/doctor/card-check.js';
 import { getTestPki } from '../../../src/emulator/moica/test-pki.js';
 import { VirtualMoicaGen1Card } from '../../../src/emulator/moica/virtual-moica-gen1.js';
@@ -8,6 +9,9 @@ import { GenericTestCard } from '../../../src/emulator/test-card.js';
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { main } from '../../../src/cli/main.js';
 import { captureIO } from '../../helpers/capture-io.js';
+
+// Virtual MOICA cards generate their test PKI (RSA keys) once per file: slow on a busy machine.
+jest.setTimeout(30_000);
 
 function capturing(card: VirtualCard, received: Buffer[]): VirtualCard {
   return { atr: card.atr, reset: () => card.reset?.(), process: (c) => (received.push(Buffer.from(c)), card.process(c)) };
@@ -72,5 +76,19 @@ describe('doctor --card', () => {
     expect(io.stdout.join('\n')).toMatch(/^ok {4}Reader Mock Reader 0: NHI card \(健保卡\)/m);
     expect(io.stdout.join('\n')).toMatch(/^ok {4}Card in Mock Reader 1: serial number/m);
     expect(io.stdout.at(-1)).toMatch(/cardbridge trace/);
+  });
+
+  it('--reader checks one reader, --json prints the checks as an object', async () => {
+    const io = captureIO();
+    expect(await main(['doctor', '--card', '--mock', '--json', '--reader', 'Mock Reader 1'], io)).toBe(0);
+    const report = JSON.parse(io.stdout.join('\n')) as { ok: boolean; checks: { title: string }[] };
+    expect(report.ok).toBe(true);
+    expect(report.checks.map((c) => c.title)).toEqual(['Reader Mock Reader 1', 'Card in Mock Reader 1']);
+    const missing = captureIO();
+    expect(await main(['doctor', '--card', '--mock', '--reader', 'Nope'], missing)).toBe(1);
+    expect(missing.stdout[0]).toMatch(/FAIL {2}Card readers: no reader named "Nope"/);
+    const usage = captureIO();
+    expect(await main(['doctor', '--mock'], usage)).toBe(2);
+    expect(usage.stderr[0]).toMatch(/--reader and --mock go with --card/);
   });
 });

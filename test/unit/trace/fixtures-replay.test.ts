@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
 import type { SamSession } from '../../../src/services/nhi/sam-client.js';
@@ -5,6 +6,9 @@ import { TRACE_FAKE_NHI_HOLDER } from '../../../src/trace/redact.js';
 import { ReplayRegistry } from '../../../src/trace/replay.js';
 import { TRACE_HSIGN_INPUT, TRACE_SIGN_INPUT, type TraceOperation, runTraceOperation } from '../../../src/trace/operations.js';
 import { type ApduTrace, parseHex, parseTrace } from '../../../src/trace/trace-file.js';
+
+// Virtual MOICA cards generate their test PKI (RSA keys) once per file: slow on a busy machine.
+jest.setTimeout(30_000);
 
 /**
  * The real drivers and services replayed against the fixture traces recorded from the virtual

@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import iconv from 'iconv-lite';
 import { isoDateToRoc } from '../../../src/cards/nhi/basic-data.js';
 import { MOICA_GEN1_PIN_KEY, MOICA_GEN1_PIN_KEY_ALT, moicaPinBuffer, moicaProtectedPinBlock } from '../../../src/crypto/moica-pin-block.js';
@@ -10,6 +11,9 @@ import { type TraceOperation, recordOperation } from '../../../src/trace/operati
 import { isSecureMessaging } from '../../../src/trace/redact.js';
 import { serializeTrace } from '../../../src/trace/trace-file.js';
 import { type VirtualTraceCard, startVirtualTraceRig } from '../../../src/trace/virtual-cards.js';
+
+// Virtual MOICA cards generate their test PKI (RSA keys) once per file: slow on a busy machine.
+jest.setTimeout(30_000);
 
 /**
  * Records traces with a known PIN and a known holder, then searches the file for them in every
