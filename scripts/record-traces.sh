@@ -9,8 +9,9 @@ npm run build >/dev/null
 out=test/fixtures/traces
 mkdir -p "$out"
 trace() { node bin/cardbridge.js trace "$@" >/dev/null; }
-# The virtual MOICA cards' PIN; it is removed from the traces like any other.
-pin=123456
+# The virtual MOICA cards' PIN for recordings (src/trace/virtual-cards.ts, VIRTUAL_TRACE_PIN);
+# it is removed from the traces like any other.
+pin=86420975
 trace nhi-read --virtual nhi --out "$out/nhi-read.json"
 trace nhi-hsign --virtual nhi --out "$out/nhi-hsign.json"
 trace moica-read --virtual moica-gen1 --out "$out/moica-gen1-read.json"

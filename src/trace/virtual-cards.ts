@@ -1,4 +1,3 @@
-import { DEMO_MOICA_PIN } from '../demo/mock-control.js';
 import { getTestPki } from '../emulator/moica/test-pki.js';
 import { VirtualMoicaGen1Card } from '../emulator/moica/virtual-moica-gen1.js';
 import { VirtualMoicaGen2Card } from '../emulator/moica/virtual-moica-gen2.js';
@@ -16,8 +15,12 @@ import { MockReaderRegistry } from '../readers/mock-registry.js';
 export const VIRTUAL_TRACE_CARDS = ['nhi', 'moica-gen1', 'moica-gen2'] as const;
 export type VirtualTraceCard = (typeof VIRTUAL_TRACE_CARDS)[number];
 export const VIRTUAL_TRACE_READER = 'Virtual Reader';
-/** The virtual MOICA cards' PIN (the demo's). */
-export const VIRTUAL_TRACE_PIN = DEMO_MOICA_PIN;
+/**
+ * The virtual MOICA cards' PIN for recordings: not the demo's 123456, which the virtual card's
+ * serial number (…12345678) contains, so that a search of the fixtures for the PIN means
+ * something.
+ */
+export const VIRTUAL_TRACE_PIN = '86420975';
 
 export interface VirtualTraceRig {
   registry: MockReaderRegistry;

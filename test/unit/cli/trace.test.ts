@@ -7,6 +7,7 @@ import { main } from '../../../src/cli/main.js';
 import type { CliInput } from '../../../src/cli/io.js';
 import { parseTrace } from '../../../src/trace/trace-file.js';
 import { captureIO } from '../../helpers/capture-io.js';
+import { VIRTUAL_TRACE_PIN } from '../../../src/trace/virtual-cards.js';
 
 // Virtual MOICA cards generate their test PKI (RSA keys) once per file: slow on a busy machine.
 jest.setTimeout(30_000);
@@ -44,13 +45,13 @@ describe('cardbridge trace', () => {
   it('records a MOICA gen 1 signature with the PIN piped in, and the PIN is not in the file', async () => {
     const out = join(dir, 'gen1.json');
     const io = captureIO();
-    io.stdin = piped('123456\n');
+    io.stdin = piped(`${VIRTUAL_TRACE_PIN}\n`);
     expect(await main(['trace', 'moica-sign', '--virtual', 'moica-gen1', '--pin-stdin', '--out', out], io)).toBe(0);
     expect(io.stdout[0]).toMatch(/^MOICA generation 1 card signed 21 bytes: 256-byte PKCS#1 signature$/);
     const text = readFileSync(out, 'utf8');
     expect(text).toContain('8C200001' + '20' + '**'.repeat(32));
-    // (The PIN-in-every-encoding check is test/unit/trace/no-secrets.test.ts, with a PIN that
-    // cannot occur by chance; 123456 is also part of the virtual card's serial number.)
+    expect(text).not.toContain(VIRTUAL_TRACE_PIN);
+    expect(text).not.toContain(Buffer.from(VIRTUAL_TRACE_PIN).toString('hex').toUpperCase());
     const verifies = parseTrace(text).sessions.flatMap((s) => s.exchanges).filter((e) => e.command.slice(2, 4) === '20');
     expect(verifies.length).toBeGreaterThan(0);
     for (const v of verifies) expect(v.command.slice(10)).toMatch(/^(\*\*)+$/);

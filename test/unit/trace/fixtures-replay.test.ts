@@ -3,6 +3,9 @@ import { readFileSync } from 'node:fs';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
 import type { SamSession } from '../../../src/services/nhi/sam-client.js';
 import { TRACE_FAKE_NHI_HOLDER } from '../../../src/trace/redact.js';
+import { VIRTUAL_TRACE_PIN } from '../../../src/trace/virtual-cards.js';
+import { moicaPinBuffer } from '../../../src/crypto/moica-pin-block.js';
+import { NHI_TEST_IDENTITY } from '../../../src/emulator/nhi/virtual-nhi-card.js';
 import { ReplayRegistry } from '../../../src/trace/replay.js';
 import { TRACE_HSIGN_INPUT, TRACE_SIGN_INPUT, type TraceOperation, runTraceOperation } from '../../../src/trace/operations.js';
 import { type ApduTrace, parseHex, parseTrace } from '../../../src/trace/trace-file.js';
@@ -87,9 +90,19 @@ describe('replaying the fixture traces through the real drivers', () => {
     );
   });
 
-  it('every fixture was recorded from the virtual cards and ended well', () => {
+  it('every fixture was recorded from the virtual cards, ended well, and holds neither the PIN nor the virtual holder', () => {
+    const secrets = [
+      VIRTUAL_TRACE_PIN,
+      Buffer.from(VIRTUAL_TRACE_PIN).toString('hex').toUpperCase(),
+      moicaPinBuffer(VIRTUAL_TRACE_PIN).toString('hex').toUpperCase(),
+      NHI_TEST_IDENTITY.idNumber,
+      Buffer.from(NHI_TEST_IDENTITY.idNumber).toString('hex').toUpperCase(),
+      Buffer.from(NHI_TEST_IDENTITY.cardNumber).toString('hex').toUpperCase(),
+    ];
     for (const name of ['nhi-read', 'nhi-hsign', 'moica-gen1-read', 'moica-gen2-read', 'moica-gen1-sign', 'moica-gen2-sign']) {
       expect(load(`${name}.json`)).toMatchObject({ source: 'virtual', outcome: { ok: true } });
+      const text = readFileSync(new URL(`${name}.json`, FIXTURES), 'utf8');
+      for (const secret of secrets) expect(text).not.toContain(secret);
     }
   });
 });
