@@ -48,10 +48,6 @@ export class ReplayTransport implements CardTransport {
     return this.#divergence;
   }
 
-  get position(): number {
-    return this.#next;
-  }
-
   async transmit(command: CommandApdu): Promise<ResponseApdu> {
     if (this.#divergence) throw this.#divergence;
     const actual = encodeCommand(command);
@@ -121,9 +117,13 @@ export class ReplayRegistry extends EventEmitter implements ReaderRegistry {
 
   readonly serviceAvailable = true;
 
-  async start(): Promise<void> {}
+  async start(): Promise<void> {
+    // Nothing to start: the trace is the reader and the card.
+  }
 
-  async stop(): Promise<void> {}
+  async stop(): Promise<void> {
+    // Nothing to release.
+  }
 
   readers(): ReaderState[] {
     const first = this.trace.sessions[0]!;

@@ -108,7 +108,8 @@ export function createTraceCommand(options: TraceCommandOptions = {}): CliComman
       const commands = recorded.trace.sessions.reduce((n, s) => n + s.exchanges.length, 0);
       if (commands > 0 || !recorded.error) {
         try {
-          await writeFileAtomic(out, serializeTrace(recorded.trace), 0o644);
+          // 0600: the file is the citizen's to read and send, nobody else's on this machine.
+          await writeFileAtomic(out, serializeTrace(recorded.trace), 0o600);
         } catch (e) {
           throw new CardBridgeError('InvalidInput', `Cannot write the trace to "${out}": ${e instanceof Error ? e.message : String(e)}`, { cause: e });
         }

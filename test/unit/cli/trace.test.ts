@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -32,6 +32,7 @@ describe('cardbridge trace', () => {
     expect(io.stderr[0]).toMatch(/^Trace of nhi-read written to .*nhi\.json: 1 card session\(s\), \d+ commands; PINs and NHI holder data removed\.$/);
     expect(io.stdout[0]).toMatch(/^NHI basic data read and parsed/);
     const text = readFileSync(out, 'utf8');
+    expect(statSync(out).mode & 0o777).toBe(0o600); // the citizen's to read and send
     const trace = parseTrace(text);
     expect(trace).toMatchObject({ operation: 'nhi-read', source: 'virtual', outcome: { ok: true } });
     expect(trace.sessions[0]!.cardType).toEqual({ kind: 'nhi' });
