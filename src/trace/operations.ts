@@ -1,9 +1,9 @@
 import { CardBridgeError, asCardBridgeError } from '../errors.js';
+import type { ReaderRegistry } from '../readers/types.js';
+import { MoicaService } from '../services/moica/moica-service.js';
+import { NhiService, type NhiServiceOptions } from '../services/nhi/nhi-service.js';
 import { TraceRecorder, TracingRegistry } from './recorder.js';
 import type { ApduTrace } from './trace-file.js';
-import { NhiService, type NhiServiceOptions } from '../services/nhi/nhi-service.js';
-import { MoicaService } from '../services/moica/moica-service.js';
-import type { ReaderRegistry } from '../readers/types.js';
 
 /**
  * The operations `cardbridge trace` can record: each is one use case of the services, run as

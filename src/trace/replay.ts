@@ -93,6 +93,7 @@ export class ReplayTransport implements CardTransport {
  */
 export class ReplayRegistry extends EventEmitter implements ReaderRegistry {
   readonly transports: ReplayTransport[];
+  readonly #label: string;
   #next = 0;
   /** The host challenges of the recording, for `random`. */
   readonly #hostChallenges: Buffer[] = [];
@@ -102,6 +103,7 @@ export class ReplayRegistry extends EventEmitter implements ReaderRegistry {
     label = `trace "${trace.operation}"`,
   ) {
     super();
+    this.#label = label;
     if (trace.sessions.length === 0) throw new CardBridgeError('InvalidInput', `${label} has no card session to replay`);
     this.transports = trace.sessions.map((s, i) => new ReplayTransport(s, `${label}, session ${i + 1}`));
     for (const session of trace.sessions) {
@@ -132,11 +134,11 @@ export class ReplayRegistry extends EventEmitter implements ReaderRegistry {
 
   async withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T> {
     const transport = this.transports[this.#next];
-    if (!transport) throw new TraceDivergence(`Replay of trace "${this.trace.operation}": the service opened session ${this.#next + 1} but the trace has ${this.transports.length}`);
+    if (!transport) throw new TraceDivergence(`Replay of ${this.#label}: the service opened session ${this.#next + 1} but the trace has ${this.transports.length}`);
     this.#next++;
     const recorded = transport.session;
     if (selector.kind !== undefined && selector.kind !== recorded.cardType.kind) {
-      throw new TraceDivergence(`Replay of trace "${this.trace.operation}": session ${this.#next} wants a ${selector.kind} card but the trace holds ${recorded.cardType.kind}`);
+      throw new TraceDivergence(`Replay of ${this.#label}: session ${this.#next} wants a ${selector.kind} card but the trace holds ${recorded.cardType.kind}`);
     }
     return operation({
       reader: recorded.reader,
@@ -163,7 +165,7 @@ export class ReplayRegistry extends EventEmitter implements ReaderRegistry {
   assertComplete(): void {
     for (const t of this.transports) if (t.divergence) throw t.divergence;
     if (this.#next < this.transports.length) {
-      throw new TraceDivergence(`Replay of trace "${this.trace.operation}": the service used ${this.#next} of ${this.transports.length} sessions`);
+      throw new TraceDivergence(`Replay of ${this.#label}: the service used ${this.#next} of ${this.transports.length} sessions`);
     }
     for (const t of this.transports) t.assertComplete();
   }
