@@ -1,7 +1,7 @@
 import { hex } from '../../../src/pcsc/apdu.js';
 import { SessionRedactor, TRACE_FAKE_NHI_HOLDER, fakeNhiBasicData, isPinBearing } from '../../../src/trace/redact.js';
 import { patternToHex } from '../../../src/trace/trace-file.js';
-import { NHI_TEST_IDENTITY_HKSCS, encodeNhiBasicData } from '../../../src/emulator/nhi/virtual-nhi-card.js';
+import { NHI_TEST_IDENTITY_HKSCS, NHI_TEST_IDENTITY_RESIDENT, encodeNhiBasicData } from '../../../src/emulator/nhi/virtual-nhi-card.js';
 import { parseNhiBasicData } from '../../../src/cards/nhi/basic-data.js';
 
 const shown = (redactor: SessionRedactor, command: string) => patternToHex(redactor.command(hex(command)).pattern, ' ');
@@ -74,6 +74,14 @@ describe('trace redaction of NHI holder data', () => {
     const fake = fakeNhiBasicData(real);
     const nameEnd = (b: Buffer) => 19 - [...b.subarray(12, 32)].reverse().findIndex((x) => x !== 0 && x !== 0x20);
     expect(nameEnd(fake)).toBe(nameEnd(real));
+  });
+
+  it('an ASCII name of odd length (a resident) becomes Big5 pairs and a space, still parsing', () => {
+    const resident = encodeNhiBasicData(NHI_TEST_IDENTITY_RESIDENT);
+    const fake = fakeNhiBasicData(resident);
+    expect(fake.length).toBe(57);
+    expect(fake.includes(Buffer.from('JOHN'))).toBe(false);
+    expect(parseNhiBasicData(fake).name).toMatch(/^(測試)+測?$/);
   });
 
   it('replaces the card id and all of the card status but its first character', () => {
