@@ -1,13 +1,41 @@
-import { runDoctor, type CheckStatus, type DoctorOptions } from '../../doctor/doctor.js';
+import { runDoctor, type Check, type CheckStatus, type DoctorOptions } from '../../doctor/doctor.js';
+import { runCardChecks } from '../../doctor/card-check.js';
 import { defaultTrustEnvironment } from '../../certs/trust.js';
 import { parseCommandArgs } from '../args.js';
-import { EXIT, UsageError, type CliCommand } from '../io.js';
+import { EXIT, type CliCommand, type CliIO, UsageError } from '../io.js';
+import { openRegistry } from '../reader-source.js';
 import { loadConfig } from '../../daemon/config.js';
 
 /** The health check is a diagnostic: doctor does not wait as long as a login would. */
 const SAM_CHECK_TIMEOUT_MS = 5000;
 
 const MARK: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', info: 'info' };
+
+function printChecks(io: CliIO, checks: Check[]): void {
+  for (const c of checks) {
+    io.out(`${MARK[c.status]}  ${c.title}: ${c.detail}`);
+    if (c.fix && (c.status === 'fail' || c.status === 'warn')) io.out(`      → ${c.fix}`);
+  }
+}
+
+/** `doctor --card`: read-only card checks (src/doctor/card-check.ts); never sends a PIN. */
+async function cardDoctor(io: CliIO, json: boolean, mock: boolean, reader: string | undefined): Promise<number> {
+  const registry = await openRegistry(mock);
+  try {
+    const checks = await runCardChecks(registry, reader === undefined ? {} : { reader });
+    const ok = !checks.some((c) => c.status === 'fail');
+    if (json) {
+      io.out(JSON.stringify({ ok, checks }, null, 2));
+    } else {
+      printChecks(io, checks);
+      io.out('');
+      io.out('No PIN was sent. To report a card that misbehaves, record one operation: "cardbridge trace <operation> --out trace.json" (see docs/field-testing.md).');
+    }
+    return ok ? EXIT.ok : EXIT.failed;
+  } finally {
+    await registry.stop();
+  }
+}
 
 /**
  * Builds the doctor command; tests pass options (fake registry, ports, paths). With
@@ -17,7 +45,7 @@ export function createDoctorCommand(defaults: DoctorOptions = {}, samFromConfig 
   return {
     name: 'doctor',
     summary: 'Check pcscd, readers, listener ports, certificate trust, hosts entry, browser policy and the reachability of NHI\'s cloud SAM, with a fix for each problem',
-    usage: 'cardbridge doctor [--json] [--config FILE] [--sam HOST:PORT|none] [--state-dir DIR] [--system-store DIR|none] [--home DIR]...',
+    usage: 'cardbridge doctor [--json] [--config FILE] [--sam HOST:PORT|none] [--state-dir DIR] [--system-store DIR|none] [--home DIR]... | cardbridge doctor --card [--reader NAME] [--json] [--mock]',
     async run(args, io) {
       const { values } = parseCommandArgs(args, {
         json: { type: 'boolean' },
@@ -26,7 +54,12 @@ export function createDoctorCommand(defaults: DoctorOptions = {}, samFromConfig 
         'state-dir': { type: 'string' },
         home: { type: 'string', multiple: true },
         'system-store': { type: 'string' },
+        card: { type: 'boolean' },
+        reader: { type: 'string' },
+        mock: { type: 'boolean' },
       });
+      if (values.card) return cardDoctor(io, values.json ?? false, values.mock ?? false, values.reader);
+      if (values.reader !== undefined || values.mock) throw new UsageError('doctor: --reader and --mock go with --card');
       const options: DoctorOptions = { ...defaults };
       if (values.sam === 'none') delete options.sam;
       else if (values.sam !== undefined) options.sam = { ...samTarget(values.sam), connectTimeoutMs: SAM_CHECK_TIMEOUT_MS, stepTimeoutMs: SAM_CHECK_TIMEOUT_MS };
@@ -47,10 +80,7 @@ export function createDoctorCommand(defaults: DoctorOptions = {}, samFromConfig 
       if (values.json) {
         io.out(JSON.stringify(report, null, 2));
       } else {
-        for (const c of report.checks) {
-          io.out(`${MARK[c.status]}  ${c.title}: ${c.detail}`);
-          if (c.fix && (c.status === 'fail' || c.status === 'warn')) io.out(`      → ${c.fix}`);
-        }
+        printChecks(io, report.checks);
         const failed = report.checks.filter((c) => c.status === 'fail').length;
         io.out('');
         io.out(failed === 0 ? 'Everything cardbridge needs looks fine.' : `${failed} check(s) failed; the → lines say what to do.`);
