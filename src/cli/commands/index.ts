@@ -7,6 +7,7 @@ import { readersCommand } from './readers.js';
 import { serveCommand } from './serve.js';
 import { signCommand } from './sign.js';
 import { sitesCommand } from './sites.js';
+import { waitCommand } from './wait.js';
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: CliCommand[] = [serveCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, demoCommand];
+export const COMMANDS: CliCommand[] = [serveCommand, waitCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, demoCommand];
