@@ -2,6 +2,7 @@ import type { CliCommand } from '../io.js';
 import { certsCommand } from './certs.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
+import { mockCommand } from './mock.js';
 import { readCommand } from './read.js';
 import { readersCommand } from './readers.js';
 import { serveCommand } from './serve.js';
@@ -10,4 +11,4 @@ import { sitesCommand } from './sites.js';
 import { waitCommand } from './wait.js';
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: CliCommand[] = [serveCommand, waitCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, demoCommand];
+export const COMMANDS: CliCommand[] = [serveCommand, waitCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, demoCommand, mockCommand];
