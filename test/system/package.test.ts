@@ -53,7 +53,7 @@ console.log(JSON.stringify([typeof c.connect, typeof v.AuthTokenValidator, typeo
     for (const entry of ['client', 'verify', 'testing']) expect(existsSync(join(project, 'node_modules', 'cardbridge', 'dist', entry, 'index.d.ts'))).toBe(true);
   });
 
-  it('the README’s shell recipe: mock pki, serve --mock --pki in the background, wait, then the back end has the CA chain', async () => {
+  it('the README’s shell recipe: mock pki, serve --mock --pki in the background, wait, sites allow; the allowed site and the back end get the CA chain', async () => {
     run('npx', ['cardbridge', 'mock', 'pki', '--out', './cb-pki'], project);
     const serve = spawn('npx', ['cardbridge', 'serve', '--mock', '--pki', './cb-pki', '--state-dir', './cb-state', '--ready-file', './cb-state/ready.json'], {
       cwd: project,
@@ -65,17 +65,18 @@ console.log(JSON.stringify([typeof c.connect, typeof v.AuthTokenValidator, typeo
       expect(waited.stdout).toContain('cardbridge is ready at https://127.0.0.1:');
       const ready = JSON.parse(readFileSync(join(project, 'cb-state', 'ready.json'), 'utf8'));
       daemonPid = ready.pid;
+      run('npx', ['cardbridge', 'sites', 'allow', 'http://localhost:3000', '--state-dir', './cb-state'], project);
       const ca = readFileSync(join(project, 'cb-state', 'ca.pem'), 'utf8');
-      const served = await new Promise<string>((resolveBody, reject) => {
-        import('node:https').then(({ get }) =>
-          get(`${ready.listeners.native}/v1/mock/pki`, { ca }, (res) => {
-            let body = '';
-            res.on('data', (c: Buffer) => (body += c));
-            res.on('end', () => resolveBody(body));
-          }).on('error', reject),
-        );
+      const { get } = await import('node:https');
+      const served = await new Promise<{ body: string; allowOrigin: unknown }>((resolveBody, reject) => {
+        get(`${ready.listeners.native}/v1/mock/pki`, { ca, headers: { origin: 'http://localhost:3000' } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c));
+          res.on('end', () => resolveBody({ body, allowOrigin: res.headers['access-control-allow-origin'] }));
+        }).on('error', reject);
       });
-      expect(JSON.parse(served).caBundlePem).toBe(readFileSync(join(project, 'cb-pki', 'ca-bundle.pem'), 'utf8'));
+      expect(served.allowOrigin).toBe('http://localhost:3000');
+      expect(JSON.parse(served.body).caBundlePem).toBe(readFileSync(join(project, 'cb-pki', 'ca-bundle.pem'), 'utf8'));
     } finally {
       // The daemon is npx's child: end it by the PID its ready file gives, then npx.
       if (daemonPid) process.kill(daemonPid, 'SIGTERM');
