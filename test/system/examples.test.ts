@@ -9,7 +9,7 @@ import { describeWithTools } from '../helpers/tools.js';
 jest.setTimeout(300_000);
 
 const ROOT = resolve('.');
-const EXAMPLES = ['native-login'];
+const EXAMPLES = ['native-login', 'hipki-login'];
 
 /**
  * Each example's own browser test (`node --test`, what the README tells site developers to
