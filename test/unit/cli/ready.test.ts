@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,9 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+// A mock daemon makes its test PKI and TLS keys at start: seconds on a busy machine.
+jest.setTimeout(60_000);
 
 describe('readiness: serve says when it is ready, wait waits for it', () => {
   let dir: string;
