@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../../src/cli/main.js';
+import { readyAnnouncement } from '../../../src/daemon/readiness.js';
 import { captureIO } from '../../helpers/capture-io.js';
 import { freePort } from '../../helpers/ports.js';
 
@@ -62,6 +63,12 @@ describe('readiness: serve says when it is ready, wait waits for it', () => {
     process.emit('SIGTERM');
     await expect(running).resolves.toBe(0);
     expect(existsSync(readyFile)).toBe(false);
+  });
+
+  it('the ready line names listeners that did not start, with why', () => {
+    const line = readyAnnouncement({ stateDir: '/s', listeners: [{ name: 'native', url: 'https://127.0.0.1:1' }, { name: 'hipki', error: 'port 61161 is held by x' }] }, false);
+    expect(line.listeners).toEqual({ native: 'https://127.0.0.1:1' });
+    expect(line.failed).toEqual({ hipki: 'port 61161 is held by x' });
   });
 
   it('wait --url answers 0 as soon as the daemon answers, even if it starts after wait', async () => {
