@@ -9,6 +9,7 @@ import type { MockControl } from '../demo/mock-control.js';
 import { DEMO_SITE_ORIGIN } from '../demo/site/demo-site.js';
 import { portHolders } from '../doctor/ports.js';
 import { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
+import { loadOrCreateTestPki } from '../emulator/moica/test-pki-store.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderRegistry } from '../readers/types.js';
 import { buildNativeApp } from '../server/native/app.js';
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   mock: boolean;
   logger: Logger;
   stateDir?: string;
+  /** Mock mode: keep the test PKI (CA and card keys) in this directory, made on first use, so other processes can trust it. */
+  testPkiDir?: string;
   /** Origins allowed for this run only (never written); mock mode defaults to the demo site's. */
   extraOrigins?: string[];
 }
@@ -49,6 +52,12 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
+/** A function that runs `make` on its first call and returns that same promise ever after. */
+function onceFrom<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => (made ??= make());
+}
+
 function describeHolder(port: number): string {
   const holder = portHolders(port);
   const names = holder.processes.map((p) => `${p.name} (pid ${p.pid})`);
@@ -67,7 +76,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let registry: ReaderRegistry;
   let control: MockControl | undefined;
   if (options.mock) {
-    ({ registry, control } = await createDemoReaders());
+    const pkiDir = options.testPkiDir;
+    ({ registry, control } = await createDemoReaders(pkiDir ? onceFrom(() => loadOrCreateTestPki(pkiDir)) : undefined));
   } else {
     const pcsc = new PcscReaderRegistry();
     registry = pcsc;

@@ -1,5 +1,5 @@
 import { MockReaderRegistry } from '../readers/mock-registry.js';
-import { type DemoCardKind, MockControl, createVirtualCard } from './mock-control.js';
+import { type DemoCardKind, MockControl, type TestPkiSource, createVirtualCard } from './mock-control.js';
 
 export { DEMO_MOICA_PIN } from './mock-control.js';
 
@@ -23,9 +23,9 @@ export async function createDemoRegistry(): Promise<MockReaderRegistry> {
   return (await createDemoReaders()).registry;
 }
 
-export async function createDemoReaders(): Promise<{ registry: MockReaderRegistry; control: MockControl }> {
+export async function createDemoReaders(pki?: TestPkiSource): Promise<{ registry: MockReaderRegistry; control: MockControl }> {
   const registry = new MockReaderRegistry();
-  const control = new MockControl(registry);
+  const control = new MockControl(registry, pki);
   for (const name of DEMO_READERS) registry.addReader(name);
   for (const name of DEMO_READERS) await control.insert(name, DEMO_CARDS[name]);
   return { registry, control };

@@ -1,5 +1,5 @@
 import { CardBridgeError } from '../errors.js';
-import { getTestPki } from '../emulator/moica/test-pki.js';
+import { type MoicaTestPki, getTestPki } from '../emulator/moica/test-pki.js';
 import { VirtualMoicaGen1Card } from '../emulator/moica/virtual-moica-gen1.js';
 import { VirtualMoicaGen2Card } from '../emulator/moica/virtual-moica-gen2.js';
 import { VirtualNhiCard } from '../emulator/nhi/virtual-nhi-card.js';
@@ -12,15 +12,26 @@ export type DemoCardKind = (typeof DEMO_CARD_KINDS)[number];
 /** PIN of the demo's virtual MOICA cards. */
 export const DEMO_MOICA_PIN = '123456';
 
-export async function createVirtualCard(kind: DemoCardKind): Promise<VirtualCard> {
+/** The PKI behind the virtual MOICA cards: the process-wide one unless a --pki directory gives another. */
+export type TestPkiSource = () => Promise<MoicaTestPki>;
+
+export async function createVirtualCard(kind: DemoCardKind, pki: TestPkiSource = getTestPki): Promise<VirtualCard> {
   switch (kind) {
     case 'nhi':
       return new VirtualNhiCard();
     case 'moica-gen1':
-      return new VirtualMoicaGen1Card(await getTestPki(), { pin: DEMO_MOICA_PIN });
+      return new VirtualMoicaGen1Card(await pki(), { pin: DEMO_MOICA_PIN });
     case 'moica-gen2':
-      return new VirtualMoicaGen2Card(await getTestPki(), { pin: DEMO_MOICA_PIN });
+      return new VirtualMoicaGen2Card(await pki(), { pin: DEMO_MOICA_PIN });
   }
+}
+
+/** What GET /v1/mock/pki answers: the public half of the test PKI, for a back end to trust. */
+export interface MockPkiView {
+  caBundlePem: string;
+  root: string;
+  issuing: string;
+  holder: MoicaTestPki['holder'];
 }
 
 export interface MockReaderView {
@@ -38,7 +49,16 @@ export interface MockReaderView {
 export class MockControl {
   private readonly kinds = new Map<string, DemoCardKind>();
 
-  constructor(private readonly registry: MockReaderRegistry) {}
+  constructor(
+    private readonly registry: MockReaderRegistry,
+    private readonly testPki: TestPkiSource = getTestPki,
+  ) {}
+
+  /** The CA chain the virtual MOICA cards' certificates chain to (never a private key). */
+  async pki(): Promise<MockPkiView> {
+    const pki = await this.testPki();
+    return { caBundlePem: pki.caBundlePem, root: pki.root.pem, issuing: pki.issuing.pem, holder: pki.holder };
+  }
 
   /** Records what the demo inserted at start. */
   track(reader: string, kind: DemoCardKind): void {
@@ -62,7 +82,7 @@ export class MockControl {
 
   async insert(reader: string, kind: DemoCardKind): Promise<void> {
     this.requireReader(reader);
-    await this.registry.insertCard(reader, await createVirtualCard(kind));
+    await this.registry.insertCard(reader, await createVirtualCard(kind, this.testPki));
     this.kinds.set(reader, kind);
   }
 

@@ -2,12 +2,14 @@ import type { CliCommand } from '../io.js';
 import { certsCommand } from './certs.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
+import { mockCommand } from './mock.js';
 import { readCommand } from './read.js';
 import { readersCommand } from './readers.js';
 import { serveCommand } from './serve.js';
 import { signCommand } from './sign.js';
 import { sitesCommand } from './sites.js';
 import { traceCommand } from './trace.js';
+import { waitCommand } from './wait.js';
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: CliCommand[] = [serveCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, traceCommand, demoCommand];
+export const COMMANDS: CliCommand[] = [serveCommand, waitCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, traceCommand, demoCommand, mockCommand];

@@ -7,7 +7,8 @@ import { MOICA_ID_LAST_FOUR_OID } from '../../cards/moica/certificate-facts.js';
 /**
  * A throw-away PKI shaped like MOICA's, for the virtual cards, the demo and relying-site
  * developers' tests: a root CA, an issuing CA and one holder with a signing and an encryption
- * certificate. Every name says TEST; keys are generated at run time and never written to disk.
+ * certificate. Every name says TEST; keys are generated at run time, never shipped or committed
+ * (written to disk only into a directory given with `serve --mock --pki`, see test-pki-store.ts).
  */
 
 export interface TestCertificate {

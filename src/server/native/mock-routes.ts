@@ -14,6 +14,9 @@ export function registerMockRoutes(app: FastifyInstance, control: MockControl, d
   docs.push({ method: 'get', path: '/v1/mock', summary: 'Mock mode only: the mock readers, their virtual cards and PIN tries left' });
   app.get('/v1/mock', async () => control.state());
 
+  docs.push({ method: 'get', path: '/v1/mock/pki', summary: 'Mock mode only: the test CA chain (PEM) the virtual 自然人憑證 certificates chain to, for the relying back end to trust' });
+  app.get('/v1/mock/pki', async () => control.pki());
+
   docs.push({ method: 'post', path: '/v1/mock/readers', summary: 'Mock mode only: plug in a reader', body: nameBody });
   app.post('/v1/mock/readers', { schema: { body: nameBody } }, async (request) => {
     control.addReader((request.body as { name: string }).name);
