@@ -34,3 +34,15 @@ export {
   verifyCmsSignedData,
   verifyPkcs1Signature,
 } from './signatures.js';
+export { type ParsedCertificate, type PathOptions, buildCertificatePath } from './path.js';
+export {
+  GPKI_CERTIFICATES,
+  type GovernmentTrust,
+  type GovernmentTrustOptions,
+  type GpkiCertificateId,
+  type GpkiCertificateInfo,
+  MOICA_CRL_URLS,
+  MOICA_POLICY_OID,
+  SHIPPED_CERTS_DIR,
+  loadGovernmentTrust,
+} from './gpki.js';
