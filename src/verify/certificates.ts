@@ -3,6 +3,7 @@ import * as pkijs from 'pkijs';
 import { type CertificateFacts, certificateFacts } from '../cards/moica/certificate-facts.js';
 import { type Pkcs1HashName, pkcs1v15SignatureBlock } from '../crypto/pkcs1.js';
 import { VerifyError, type VerifyErrorCode } from './errors.js';
+import { type RevocationOptions, checkRevocation } from './crl.js';
 import { type ParsedCertificate, type PathOptions, buildCertificatePath } from './path.js';
 
 /**
@@ -61,15 +62,20 @@ export function parsePresentedCertificate(der: Uint8Array, code: VerifyErrorCode
   return parseDer(Buffer.from(der), 'the certificate', code);
 }
 
-export type ChainOptions = PathOptions;
+export interface ChainOptions extends PathOptions {
+  /** Check revocation against these CRLs; absent: no revocation check. */
+  revocation?: RevocationOptions;
+}
 
 /**
  * Checks that `leaf` chains to one of the trust anchors at `now` (path.ts: issuers chosen by
- * key identifier, signatures, CA constraints, validity, and the required policy when given).
- * Revocation is checked by the caller when it has CRLs (crl.ts). Returns the path, leaf first.
+ * key identifier, signatures, CA constraints, validity, the required policy when given), then
+ * revocation when CRLs are configured (crl.ts). Returns the path, leaf first.
  */
 export async function checkChain(leaf: ParsedCertificate, options: ChainOptions): Promise<ParsedCertificate[]> {
-  return buildCertificatePath(leaf, options);
+  const path = await buildCertificatePath(leaf, options);
+  if (options.revocation) checkRevocation(path, options.revocation, options.now);
+  return path;
 }
 
 /** certificateFacts, with a malformed certificate reported as `code`. */

@@ -46,3 +46,14 @@ export {
   SHIPPED_CERTS_DIR,
   loadGovernmentTrust,
 } from './gpki.js';
+export {
+  type CrlDirectoryOptions,
+  type CrlInput,
+  CrlStore,
+  type LoadedCrl,
+  type RevocationOptions,
+  checkRevocation,
+  crlSignedBy,
+  parseCrl,
+} from './crl.js';
+export { type VerifyCertificateOptions, verifyCertificate } from './signatures.js';
