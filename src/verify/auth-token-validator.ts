@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   type CertificateInput,
   type ParsedCertificate,
@@ -13,7 +13,7 @@ import {
 } from './certificates.js';
 import type { RevocationOptions } from './crl.js';
 import { VerifyError } from './errors.js';
-import { InMemoryNonceStore, type NonceLookup, type NonceStore } from './nonce-store.js';
+import { InMemoryNonceStore, type NonceStore, issueNonceInto, spendNonce } from './nonce-store.js';
 import { AuthTokenFormatError, createAuthTokenTbs, isSerializedOrigin, parseAuthToken } from './token-format.js';
 
 /**
@@ -58,7 +58,6 @@ export interface ValidateExpectations {
 export type AuthenticatedHolder = SignerFacts;
 
 export const DEFAULT_MAX_AGE_MS = 5 * 60_000;
-const NONCE_BYTES = 32; // base64url: 43 characters
 
 function sha256(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
@@ -87,9 +86,7 @@ export class AuthTokenValidator {
 
   /** A new nonce (base64url of 32 random bytes, 43 characters), remembered with its time. */
   async issueNonce(): Promise<string> {
-    const nonce = randomBytes(NONCE_BYTES).toString('base64url');
-    await this.#store.add(nonce, this.#now().getTime());
-    return nonce;
+    return issueNonceInto(this.#store, this.#now());
   }
 
   /**
@@ -129,11 +126,7 @@ export class AuthTokenValidator {
 
     // 2. nonce: from here on, this nonce is spent whatever the outcome.
     const now = this.#now();
-    const lookup: NonceLookup = await this.#store.consume(expected.nonce, now.getTime());
-    if (lookup.status === 'unknown') throw new VerifyError('UnknownNonce', 'The nonce was not issued by this site (or was forgotten)');
-    if (lookup.status === 'reused') throw new VerifyError('NonceReused', 'The nonce was already used');
-    const age = now.getTime() - lookup.issuedAt;
-    if (age > this.#maxAgeMs) throw new VerifyError('NonceExpired', `The nonce is ${Math.round(age / 1000)} s old (limit ${Math.round(this.#maxAgeMs / 1000)} s)`);
+    await spendNonce(this.#store, expected.nonce, now, this.#maxAgeMs);
 
     // 3. chain and validity
     await checkChain(leaf, {

@@ -57,3 +57,11 @@ export {
   parseCrl,
 } from './crl.js';
 export { type VerifyCertificateOptions, verifyCertificate } from './signatures.js';
+export { type RocDate, matchIdNumber, normaliseIdNumber, parseRocBirthDate } from './citizen-id.js';
+export {
+  type LegacyLoginExpectations,
+  type LegacyLoginResult,
+  type LegacySignature,
+  LegacyLoginVerifier,
+  type LegacyLoginVerifierOptions,
+} from './legacy-login.js';

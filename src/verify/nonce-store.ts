@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { VerifyError } from './errors.js';
+
 /**
  * Where an {@link AuthTokenValidator} remembers the nonces it issued. The default keeps them in
  * this process; a site with several back-end processes gives every validator the same shared
@@ -74,4 +77,26 @@ export class InMemoryNonceStore implements NonceStore {
       this.#entries.delete(nonce);
     }
   }
+}
+
+const NONCE_BYTES = 32; // base64url: 43 characters
+
+/** A new nonce (base64url of 32 random bytes, 43 characters), remembered in `store` with its time. */
+export async function issueNonceInto(store: NonceStore, now: Date): Promise<string> {
+  const nonce = randomBytes(NONCE_BYTES).toString('base64url');
+  await store.add(nonce, now.getTime());
+  return nonce;
+}
+
+/**
+ * Consumes `nonce` (atomically, whatever happens next) and throws unless it was issued here,
+ * never presented before and is at most `maxAgeMs` old: `UnknownNonce`, `NonceReused`,
+ * `NonceExpired`.
+ */
+export async function spendNonce(store: NonceStore, nonce: string, now: Date, maxAgeMs: number): Promise<void> {
+  const lookup: NonceLookup = await store.consume(nonce, now.getTime());
+  if (lookup.status === 'unknown') throw new VerifyError('UnknownNonce', 'The nonce was not issued by this site (or was forgotten)');
+  if (lookup.status === 'reused') throw new VerifyError('NonceReused', 'The nonce was already used');
+  const age = now.getTime() - lookup.issuedAt;
+  if (age > maxAgeMs) throw new VerifyError('NonceExpired', `The nonce is ${Math.round(age / 1000)} s old (limit ${Math.round(maxAgeMs / 1000)} s)`);
 }

@@ -98,7 +98,7 @@ function malformed(message: string, cause?: unknown): VerifyError {
   return new VerifyError('MalformedToken', message, cause === undefined ? undefined : { cause });
 }
 
-function checkHash(hash: unknown, allowSha1: boolean | undefined): SignatureHash {
+export function checkHash(hash: unknown, allowSha1: boolean | undefined): SignatureHash {
   if (typeof hash !== 'string' || !Object.prototype.hasOwnProperty.call(DIGEST_LENGTH, hash)) {
     throw new VerifyError('UnsupportedAlgorithm', `Unsupported hash ${JSON.stringify(hash)}; use sha256, sha384 or sha512`);
   }
@@ -107,7 +107,7 @@ function checkHash(hash: unknown, allowSha1: boolean | undefined): SignatureHash
 }
 
 /** Bytes as given; text as PEM (any label) or base64. */
-function bytesOf(value: Bytes, what: string): Buffer {
+export function bytesOf(value: Bytes, what: string): Buffer {
   if (value instanceof Uint8Array) return Buffer.from(value);
   if (typeof value !== 'string') throw malformed(`${what} must be bytes or base64 text`);
   const pem = /-----BEGIN [A-Z0-9 ]+-----([\s\S]*?)-----END [A-Z0-9 ]+-----/.exec(value);
@@ -185,7 +185,7 @@ export async function verifyPkcs1Signature(options: Pkcs1VerifyOptions): Promise
   return signer;
 }
 
-function parseSignedData(der: Buffer): pkijs.SignedData {
+export function parseSignedData(der: Buffer): pkijs.SignedData {
   let info: pkijs.ContentInfo;
   try {
     info = pkijs.ContentInfo.fromBER(der);
