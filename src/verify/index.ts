@@ -65,3 +65,4 @@ export {
   LegacyLoginVerifier,
   type LegacyLoginVerifierOptions,
 } from './legacy-login.js';
+export { checkNonceStoreContract } from './nonce-store-contract.js';

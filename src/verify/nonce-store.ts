@@ -2,10 +2,23 @@ import { randomBytes } from 'node:crypto';
 import { VerifyError } from './errors.js';
 
 /**
- * Where an {@link AuthTokenValidator} remembers the nonces it issued. The default keeps them in
- * this process; a site with several back-end processes gives every validator the same shared
- * store (e.g. Redis: `add` = `SET nonce:<n> <issuedAt> PX <retention> NX`, `consume` = a Lua
- * script or `GETDEL` + a `SET used:<n>` marker) so a nonce issued by one can be checked by another.
+ * Where an {@link AuthTokenValidator} or a {@link LegacyLoginVerifier} remembers the nonces it
+ * issued. The default keeps them in this process. A site with several back-end instances gives
+ * every verifier the same shared store, so a nonce issued by one can be checked by another.
+ *
+ * The contract a shared store must keep (checkNonceStoreContract in nonce-store-contract.ts
+ * tests it against two instances of your store sharing one back end):
+ * 1. `add` remembers a nonce and its `issuedAt` so EVERY instance sees it once `add` resolves.
+ * 2. `consume` is atomic across instances: of any number of concurrent calls for one nonce, on
+ *    any instances, exactly one gets `fresh`; the others get `reused`.
+ * 3. A consumed nonce stays `reused` (never `fresh` again, never `unknown` before the retention
+ *    has passed); a nonce never added is `unknown`.
+ * 4. Both keep `issuedAt` as given (the verifier judges the age, so instances' clocks matter:
+ *    keep them in sync with NTP).
+ * 5. Forgetting after the retention (≥ the verifiers' maxAgeMs) is allowed: a forgotten nonce is
+ *    `unknown`, which refuses the login.
+ * E.g. with Redis: `add` = `SET nonce:<n> <issuedAt> PX <retention> NX`; `consume` = one Lua
+ * script that reads the value and, if not yet marked, marks it used, returning both.
  */
 
 export type NonceLookup =
