@@ -1,5 +1,6 @@
 import type { CliCommand } from '../io.js';
 import { certsCommand } from './certs.js';
+import { crlCommand } from './crl.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
 import { readCommand } from './read.js';
@@ -9,4 +10,4 @@ import { signCommand } from './sign.js';
 import { sitesCommand } from './sites.js';
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: CliCommand[] = [serveCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, demoCommand];
+export const COMMANDS: CliCommand[] = [serveCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, crlCommand, doctorCommand, demoCommand];
