@@ -11,8 +11,8 @@ import { type ParsedCertificate, type PathOptions, buildCertificatePath } from '
  * by key identifier (path.ts), key usage, and the facts a login needs.
  */
 
-/** A PEM text (one or more certificates), or one DER certificate. */
-export type CertificateInput = string | Uint8Array;
+/** A PEM text (one or more certificates), one DER certificate, or one already parsed (e.g. from loadGovernmentTrust). */
+export type CertificateInput = string | Uint8Array | ParsedCertificate;
 
 export type { ParsedCertificate };
 
@@ -42,8 +42,10 @@ export function loadCertificates(input: CertificateInput | readonly CertificateI
       for (const block of blocks) out.push(parseConfigDer(Buffer.from(block[1]!.replace(/\s+/g, ''), 'base64'), what));
     } else if (item instanceof Uint8Array) {
       out.push(parseConfigDer(Buffer.from(item), what));
+    } else if (item && Buffer.isBuffer((item as ParsedCertificate).der) && (item as ParsedCertificate).certificate instanceof pkijs.Certificate) {
+      out.push(item as ParsedCertificate);
     } else {
-      throw new TypeError(`${what}: give PEM strings or DER bytes`);
+      throw new TypeError(`${what}: give PEM strings, DER bytes or parsed certificates`);
     }
   }
   return out;

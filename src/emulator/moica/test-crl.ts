@@ -20,6 +20,8 @@ export interface TestCrlOptions {
   /** Leave out the Authority Key Identifier (default false). */
   withoutAuthorityKeyId?: boolean;
   crlNumber?: number;
+  /** More CRL extensions (e.g. a delta CRL indicator, an issuingDistributionPoint). */
+  extensions?: pkijs.Extension[];
   /** Sign with another key (a CRL whose signature does not verify under the issuer). */
   signingKey?: TestCertificate['privateKey'];
 }
@@ -53,6 +55,7 @@ export async function createTestCrl(options: TestCrlOptions): Promise<TestCrl> {
   extensions.push(
     new pkijs.Extension({ extnID: '2.5.29.20', critical: false, extnValue: new asn1js.Integer({ value: options.crlNumber ?? 1 }).toBER(false) }),
   );
+  extensions.push(...(options.extensions ?? []));
   crl.crlExtensions = new pkijs.Extensions({ extensions });
   const key = await webcrypto.subtle.importKey(
     'pkcs8',

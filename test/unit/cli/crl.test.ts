@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { main } from '../../../src/cli/main.js';
 import { createTestCrl } from '../../../src/emulator/moica/test-crl.js';
 import { type MoicaTestPki, getTestPki } from '../../../src/emulator/moica/test-pki.js';
-import { CrlStore, verifyCertificate } from '../../../src/verify/index.js';
+import { CrlStore, SHIPPED_CERTS_DIR, verifyCertificate } from '../../../src/verify/index.js';
 import { captureIO } from '../../helpers/capture-io.js';
 
 /** `cardbridge crl fetch|status` against a loopback HTTP server with generated CRLs: never the network. */
@@ -112,6 +112,11 @@ describe('cardbridge crl fetch', () => {
       ]),
     );
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('--from-cert takes the distribution points of the given certificate instead', async () => {
+    const result = await run('fetch', '--dir', dir, '--dry-run', '--from-cert', join(SHIPPED_CERTS_DIR, 'moica-g2.pem'));
+    expect(result).toMatchObject({ code: 0, stdout: ['would fetch http://grca.nat.gov.tw/repository/CRL2/CA.crl'] });
   });
 
   it('needs --dir', async () => {

@@ -1,4 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCrl } from '../../../src/emulator/moica/test-crl.js';
@@ -126,6 +128,29 @@ describe('revocation against operator-provided CRLs', () => {
     expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls: new CrlStore([cleanCrls[0]!, forged.der]) } })))).toBe(
       'RevocationUnavailable',
     );
+  });
+
+  it('does not use a delta CRL or one limited to CA certificates for a citizen certificate', async () => {
+    const delta = await createTestCrl({
+      issuer: pki.newCa,
+      ...fresh,
+      extensions: [new pkijs.Extension({ extnID: '2.5.29.27', critical: true, extnValue: new asn1js.Integer({ value: 1 }).toBER(false) })],
+    });
+    const caOnly = await createTestCrl({
+      issuer: pki.newCa,
+      ...fresh,
+      extensions: [
+        new pkijs.Extension({
+          extnID: '2.5.29.28',
+          critical: true,
+          extnValue: new pkijs.IssuingDistributionPoint({ onlyContainsCACerts: true }).toSchema().toBER(false),
+        }),
+      ],
+    });
+    for (const crl of [delta, caOnly]) {
+      const crls = new CrlStore([cleanCrls[0]!, crl.der]);
+      expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
+    }
   });
 
   it('the CA certificate itself can be revoked by the root\'s CRL', async () => {
