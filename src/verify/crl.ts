@@ -113,16 +113,25 @@ export class CrlStore {
   readonly #recheckMs: number;
   #checkedAt = 0;
   #files = new Map<string, { signature: string; crl: LoadedCrl }>();
+  #problems: string[] = [];
   readonly #signatureChecks = new WeakMap<LoadedCrl, Map<string, boolean>>();
 
   constructor(inputs: readonly CrlInput[], directory?: { path: string; recheckMs: number }) {
     this.#crls = inputs.map((input, i) => parseCrl(input, `crls[${i}]`));
     this.#directory = directory?.path;
     this.#recheckMs = directory?.recheckMs ?? 0;
-    if (directory) this.#rescan();
+    if (directory) {
+      this.#rescan();
+      if (this.#problems.length > 0) throw new TypeError(this.#problems.join('; '));
+    }
   }
 
-  /** Loads every `*.crl` file in `dir` (throws TypeError if one cannot be read or parsed). */
+  /**
+   * Loads every `*.crl` file in `dir`; throws TypeError if one cannot be read or parsed now.
+   * Later re-reads never throw: a file that became unreadable keeps its last good version
+   * (staleness still applies), a new unreadable one is left out, an unreadable directory
+   * leaves no CRLs (so checks fail closed); see {@link problems}.
+   */
   static fromDirectory(dir: string, options: CrlDirectoryOptions = {}): CrlStore {
     const recheckMs = options.recheckMs ?? 60_000;
     if (!(recheckMs >= 0)) throw new RangeError('recheckMs must be ≥ 0');
@@ -135,24 +144,39 @@ export class CrlStore {
     return this.#crls;
   }
 
+  /** What the last read of the directory could not use, one sentence each (for logs and monitoring). */
+  get problems(): readonly string[] {
+    return this.#problems;
+  }
+
   #rescan(): void {
     const dir = this.#directory!;
+    this.#checkedAt = Date.now();
+    const problems: string[] = [];
     let names: string[];
     try {
       names = readdirSync(dir).filter((n) => n.endsWith('.crl')).sort();
     } catch (e) {
-      throw new TypeError(`CRL directory ${dir} cannot be read: ${(e as Error).message}`);
+      this.#problems = [`CRL directory ${dir} cannot be read: ${(e as Error).message}`];
+      this.#files = new Map();
+      this.#crls = [];
+      return;
     }
     const next = new Map<string, { signature: string; crl: LoadedCrl }>();
     for (const name of names) {
       const path = join(dir, name);
-      const signature = fileSignature(path);
       const known = this.#files.get(path);
-      next.set(path, known && known.signature === signature ? known : { signature, crl: parseCrl(readFileSync(path), path) });
+      try {
+        const signature = fileSignature(path);
+        next.set(path, known && known.signature === signature ? known : { signature, crl: parseCrl(readFileSync(path), path) });
+      } catch (e) {
+        problems.push(`${e instanceof Error ? e.message : String(e)}${known ? ' (using its previous version)' : ''}`);
+        if (known) next.set(path, known);
+      }
     }
     this.#files = next;
     this.#crls = [...next.values()].map((f) => f.crl);
-    this.#checkedAt = Date.now();
+    this.#problems = problems;
   }
 
   /** Whether `crl`'s signature verifies with `issuer`'s key (cached per pair). */

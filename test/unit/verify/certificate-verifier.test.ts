@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { tmpdir } from 'node:os';
@@ -168,6 +168,22 @@ describe('revocation against operator-provided CRLs', () => {
     const revoked = await createTestCrl({ issuer: pki.newCa, ...fresh, crlNumber: 2, revoked: [{ certificate: pki.citizen }] });
     writeFileSync(join(dir, 'moica.crl'), revoked.pem);
     expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
+  });
+
+  it('a directory store keeps the last good CRL when a file is replaced by garbage, and never throws during a check', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cb-crl-'));
+    writeFileSync(join(dir, 'root.crl'), cleanCrls[0]!);
+    writeFileSync(join(dir, 'moica.crl'), cleanCrls[2]!);
+    const crls = CrlStore.fromDirectory(dir, { recheckMs: 0 });
+    writeFileSync(join(dir, 'moica.crl'), 'half a download');
+    await expect(verifyCertificate(pki.citizen.der, options({ revocation: { crls } }))).resolves.toBeDefined();
+    expect(crls.problems.join('\n')).toMatch(/moica\.crl.*not a DER X\.509 CRL/);
+    // A new unreadable file with no earlier version is simply not a usable CRL.
+    rmSync(join(dir, 'moica.crl'));
+    writeFileSync(join(dir, 'other.crl'), 'garbage');
+    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
+    rmSync(dir, { recursive: true });
+    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
   });
 
   it('refuses unreadable CRL input as a configuration error', () => {
