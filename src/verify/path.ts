@@ -68,6 +68,8 @@ const UNDERSTOOD = new Set([
 ]);
 
 const MAX_DEPTH = 8;
+/** keyUsage bit 5 (RFC 5280 §4.2.1.3). */
+const KEY_CERT_SIGN_BIT = 5;
 
 function extensionOf(cert: pkijs.Certificate, oid: string): pkijs.Extension | undefined {
   return cert.extensions?.find((e) => e.extnID === oid);
@@ -158,7 +160,7 @@ function search(
   return undefined;
 }
 
-function describe(cert: pkijs.Certificate): string {
+function describeCertificate(cert: pkijs.Certificate): string {
   return `${new X509Certificate(Buffer.from(cert.toSchema(true).toBER(false))).subject.replace(/\n/g, ', ')} (serial ${Buffer.from(cert.serialNumber.valueBlock.valueHexView).toString('hex').toUpperCase()})`;
 }
 
@@ -184,28 +186,28 @@ export async function buildCertificatePath(subject: ParsedCertificate, options: 
   for (const cert of below) {
     const algorithm = cert.certificate.signatureAlgorithm.algorithmId;
     if (!SHA2_RSA.has(algorithm) && !(algorithm === OID.sha1WithRsa && options.allowSha1)) {
-      throw new VerifyError('UnsupportedAlgorithm', `${describe(cert.certificate)} is signed with ${algorithm}; only RSA with SHA-2 is accepted`);
+      throw new VerifyError('UnsupportedAlgorithm', `${describeCertificate(cert.certificate)} is signed with ${algorithm}; only RSA with SHA-2 is accepted`);
     }
     const unknown = cert.certificate.extensions?.find((e) => e.critical && !UNDERSTOOD.has(e.extnID));
-    if (unknown) throw new VerifyError('UntrustedCertificate', `${describe(cert.certificate)} has an unknown critical extension ${unknown.extnID}`);
+    if (unknown) throw new VerifyError('UntrustedCertificate', `${describeCertificate(cert.certificate)} has an unknown critical extension ${unknown.extnID}`);
   }
   // Every issuer below the anchor must be a CA allowed to sign certificates at its depth.
   for (let i = 1; i < below.length; i++) {
     const ca = below[i]!.certificate;
     const bc = basicConstraints(ca);
-    if (!bc?.cA) throw new VerifyError('UntrustedCertificate', `${describe(ca)} issued a certificate but is not a CA`);
+    if (!bc?.cA) throw new VerifyError('UntrustedCertificate', `${describeCertificate(ca)} issued a certificate but is not a CA`);
     const usage = keyUsageBits(ca);
-    if (usage && !usage.has(5)) throw new VerifyError('UntrustedCertificate', `${describe(ca)} may not sign certificates (keyUsage lacks keyCertSign)`);
+    if (usage && !usage.has(KEY_CERT_SIGN_BIT)) throw new VerifyError('UntrustedCertificate', `${describeCertificate(ca)} may not sign certificates (keyUsage lacks keyCertSign)`);
     const cAsBelow = i - 1;
     const pathLen = typeof bc.pathLenConstraint === 'number' ? bc.pathLenConstraint : undefined;
     if (pathLen !== undefined && cAsBelow > pathLen) {
-      throw new VerifyError('UntrustedCertificate', `${describe(ca)} allows ${pathLen} CA(s) below it, the path has ${cAsBelow}`);
+      throw new VerifyError('UntrustedCertificate', `${describeCertificate(ca)} allows ${pathLen} CA(s) below it, the path has ${cAsBelow}`);
     }
   }
   for (const cert of path) {
     if (validAt(cert.certificate, options.now)) continue;
     const { notBefore, notAfter } = cert.certificate;
-    const what = cert === subject ? 'the certificate' : `the CA certificate ${describe(cert.certificate)}`;
+    const what = cert === subject ? 'the certificate' : `the CA certificate ${describeCertificate(cert.certificate)}`;
     const why =
       notAfter.value < options.now ? `${what} expired at ${notAfter.value.toISOString()}` : `${what} is not valid before ${notBefore.value.toISOString()}`;
     throw new VerifyError('CertificateExpired', `At ${options.now.toISOString()} ${why}`);
@@ -220,7 +222,7 @@ export async function buildCertificatePath(subject: ParsedCertificate, options: 
     for (const cert of below.slice(1)) {
       const has = policiesOf(cert.certificate);
       if (!has.includes(OID.anyPolicy) && !asserted.some((p) => has.includes(p))) {
-        throw new VerifyError('WrongPolicy', `The CA certificate ${describe(cert.certificate)} does not assert ${asserted.join(' or ')}`);
+        throw new VerifyError('WrongPolicy', `The CA certificate ${describeCertificate(cert.certificate)} does not assert ${asserted.join(' or ')}`);
       }
     }
   }
