@@ -153,6 +153,18 @@ describe('revocation against operator-provided CRLs', () => {
     }
   });
 
+  it('reads a CRL the size of MOICA\'s G2 complete CRL (412 000 entries, ~20 MB) and finds the certificate in it', async () => {
+    const big = await createTestCrl({ issuer: pki.newCa, ...fresh, revoked: [{ certificate: pki.citizen }], bulkRevokedCount: 412_000 });
+    expect(big.der.length).toBeGreaterThan(18_000_000);
+    const started = Date.now();
+    const crls = new CrlStore([cleanCrls[0]!, big.der]);
+    expect(crls.current()[1]!.revoked.size).toBe(412_001);
+    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
+    expect(await code(verifyCertificate(pki.wrongPolicy.der, options({ requiredPolicies: [], revocation: { crls } })))).toBe('resolved');
+    // Generous for a loaded 2-core machine: this is about "usable", not a benchmark.
+    expect(Date.now() - started).toBeLessThan(20_000);
+  }, 60_000);
+
   it('the CA certificate itself can be revoked by the root\'s CRL', async () => {
     const rootCrl = await createTestCrl({ issuer: pki.root, ...fresh, revoked: [{ certificate: pki.newCa }] });
     const crls = new CrlStore([rootCrl.der, cleanCrls[2]!]);
