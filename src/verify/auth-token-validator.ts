@@ -11,7 +11,7 @@ import {
   rsaPkcs1Verify,
   signerFacts,
 } from './certificates.js';
-import type { RevocationOptions } from './crl.js';
+import { type RevocationOptions, checkRevocationOptions } from './crl.js';
 import { VerifyError } from './errors.js';
 import { InMemoryNonceStore, type NonceStore, issueNonceInto, spendNonce } from './nonce-store.js';
 import { AuthTokenFormatError, createAuthTokenTbs, isSerializedOrigin, parseAuthToken } from './token-format.js';
@@ -81,6 +81,7 @@ export class AuthTokenValidator {
     this.#store = options.nonceStore ?? new InMemoryNonceStore({ retentionMs: 2 * this.#maxAgeMs });
     this.#now = options.now ?? (() => new Date());
     this.#requiredPolicies = options.requiredPolicies ?? [];
+    if (options.revocation) checkRevocationOptions(options.revocation);
     this.#revocation = options.revocation;
   }
 

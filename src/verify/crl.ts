@@ -284,13 +284,20 @@ function describeCert(cert: ParsedCertificate): string {
   return `serial ${serialHex(cert.certificate.serialNumber.valueBlock.valueHexView)}`;
 }
 
+/** Throws TypeError/RangeError for revocation options that cannot work (called by the verifiers' constructors). */
+export function checkRevocationOptions(options: RevocationOptions): void {
+  if (!(options?.crls instanceof CrlStore)) throw new TypeError('revocation.crls must be a CrlStore (new CrlStore([...]) or CrlStore.fromDirectory(dir))');
+  if (options.maxStalenessMs !== undefined && !(options.maxStalenessMs >= 0)) throw new RangeError('revocation.maxStalenessMs must be ≥ 0');
+  if (options.scope !== undefined && options.scope !== 'chain' && options.scope !== 'leaf') throw new TypeError('revocation.scope must be "chain" or "leaf"');
+}
+
 /**
  * Checks the certificates of `path` (subject first, anchor last; the anchor itself is not
  * checked) against the store's CRLs. Throws {@link VerifyError} as described at the top.
  */
 export function checkRevocation(path: readonly ParsedCertificate[], options: RevocationOptions, now: Date): void {
+  checkRevocationOptions(options);
   const grace = options.maxStalenessMs ?? 0;
-  if (!(grace >= 0)) throw new RangeError('maxStalenessMs must be ≥ 0');
   const crls = options.crls.current();
   const count = options.scope === 'leaf' ? Math.min(1, path.length - 1) : path.length - 1;
   for (let i = 0; i < count; i++) {

@@ -1,8 +1,9 @@
+import { checkRevocationOptions } from './crl.js';
 import { VerifyError } from './errors.js';
 import { type RocDate, matchIdNumber, normaliseIdNumber, parseRocBirthDate } from './citizen-id.js';
 import { DEFAULT_MAX_AGE_MS } from './auth-token-validator.js';
 import { InMemoryNonceStore, type NonceStore, issueNonceInto, spendNonce } from './nonce-store.js';
-import type { SignerFacts } from './certificates.js';
+import { type SignerFacts, loadCertificates } from './certificates.js';
 import {
   type Bytes,
   type SignatureHash,
@@ -72,8 +73,11 @@ export class LegacyLoginVerifier {
 
   constructor(options: LegacyLoginVerifierOptions) {
     const { nonceStore, maxAgeMs, now, ...trust } = options;
-    if (trust.trustAnchors === undefined) throw new TypeError('trustAnchors: give at least one root CA certificate');
-    this.#trust = trust;
+    // Parsed once here, so a bad configuration fails at start-up, not at a citizen's login.
+    const trustAnchors = loadCertificates(trust.trustAnchors, 'trustAnchors');
+    if (trustAnchors.length === 0) throw new TypeError('trustAnchors: give at least one root CA certificate');
+    this.#trust = { ...trust, trustAnchors, intermediates: loadCertificates(trust.intermediates, 'intermediates') };
+    if (trust.revocation) checkRevocationOptions(trust.revocation);
     this.#maxAgeMs = maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     if (!Number.isFinite(this.#maxAgeMs) || this.#maxAgeMs <= 0) throw new RangeError('maxAgeMs must be a positive number');
     this.#store = nonceStore ?? new InMemoryNonceStore({ retentionMs: 2 * this.#maxAgeMs });

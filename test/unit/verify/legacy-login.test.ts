@@ -167,6 +167,14 @@ describe('LegacyLoginVerifier', () => {
   });
 });
 
+it('refuses a bad configuration at construction (TypeError), not at a login', () => {
+  expect(() => new LegacyLoginVerifier({ trustAnchors: [] })).toThrow(TypeError);
+  expect(() => new LegacyLoginVerifier({ trustAnchors: 'not pem' })).toThrow(TypeError);
+  expect(() => new LegacyLoginVerifier({ trustAnchors: pki.root.pem, intermediates: 'not pem' })).toThrow(TypeError);
+  expect(() => new LegacyLoginVerifier({ trustAnchors: pki.root.pem, revocation: { crls: [] as never } })).toThrow(TypeError);
+  expect(() => new LegacyLoginVerifier({ trustAnchors: pki.root.pem, revocation: { crls, maxStalenessMs: -1 } })).toThrow(RangeError);
+});
+
 describe('typed identity helpers', () => {
   it('matchIdNumber checks the format and checksum, then the last four against the certificate', () => {
     expect(matchIdNumber('A123456789', '6789')).toBe(true);
