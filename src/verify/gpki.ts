@@ -64,11 +64,14 @@ export const GPKI_CERTIFICATES: readonly GpkiCertificateInfo[] = [
   },
 ];
 
-/** Complete CRLs of the MOICA generations (for `cardbridge crl fetch`; specs: shared/trust/README.md). */
-export const MOICA_CRL_URLS: readonly string[] = [
-  'https://moica.nat.gov.tw/repository/MOICA/CRL2/complete.crl',
-  'https://crl-moica.moi.gov.tw/crl/MOICA-G3-complete.crl',
-];
+/**
+ * The complete CRL each MOICA generation publishes for its citizen certificates (for
+ * `cardbridge crl fetch`; the CA certificates do not name it, the citizen certificates do).
+ */
+export const MOICA_CRL_URLS: Readonly<Partial<Record<GpkiCertificateId, string>>> = {
+  'moica-g2': 'https://moica.nat.gov.tw/repository/MOICA/CRL2/complete.crl',
+  'moica-g3': 'https://crl-moica.moi.gov.tw/crl/MOICA-G3-complete.crl',
+};
 
 /** The package's `certs/` folder (two levels up from src/verify or dist/verify). */
 export const SHIPPED_CERTS_DIR = fileURLToPath(new URL('../../certs/', import.meta.url));

@@ -138,7 +138,14 @@ async function fetchCrls(io: CliIO, values: Record<string, unknown>, dir: string
     for (const cert of readCertificateFile(file)) urls.push(...distributionPoints(cert.certificate));
   }
   if (urls.length === 0) {
-    urls = [...cas.flatMap((ca) => distributionPoints(ca.cert.certificate)), ...MOICA_CRL_URLS];
+    // The CA certificates' own distribution points (GRCA's CRL of its CAs), and the complete
+    // CRL of each MOICA generation whose certificate is known: a G3 CRL cannot be checked
+    // without the G3 certificate, so it is fetched only once the operator supplies it.
+    urls = cas.flatMap((ca) => distributionPoints(ca.cert.certificate));
+    for (const [id, url] of Object.entries(MOICA_CRL_URLS)) {
+      if (cas.some((ca) => ca.name === id)) urls.push(url);
+      else io.out(`skipping ${url}: give the ${id} certificate with --ca to fetch it (see certs/README.md)`);
+    }
   }
   urls = [...new Set(urls)];
   for (const url of urls) {
