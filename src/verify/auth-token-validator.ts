@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   type CertificateInput,
   type ParsedCertificate,
@@ -11,8 +11,9 @@ import {
   rsaPkcs1Verify,
   signerFacts,
 } from './certificates.js';
+import { type RevocationOptions, checkRevocationOptions } from './crl.js';
 import { VerifyError } from './errors.js';
-import { InMemoryNonceStore, type NonceLookup, type NonceStore } from './nonce-store.js';
+import { InMemoryNonceStore, type NonceStore, issueNonceInto, spendNonce } from './nonce-store.js';
 import { AuthTokenFormatError, createAuthTokenTbs, isSerializedOrigin, parseAuthToken } from './token-format.js';
 
 /**
@@ -37,6 +38,10 @@ export interface AuthTokenValidatorOptions {
   maxAgeMs?: number;
   /** Clock (tests). */
   now?: () => Date;
+  /** Policy OIDs the card's certificate must assert (any one); `loadGovernmentTrust()` gives MOICA's. */
+  requiredPolicies?: readonly string[];
+  /** Revocation against operator-provided CRLs (docs/verify-real-certificates.md); default: not checked. */
+  revocation?: RevocationOptions;
 }
 
 export interface ValidateExpectations {
@@ -53,7 +58,6 @@ export interface ValidateExpectations {
 export type AuthenticatedHolder = SignerFacts;
 
 export const DEFAULT_MAX_AGE_MS = 5 * 60_000;
-const NONCE_BYTES = 32; // base64url: 43 characters
 
 function sha256(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
@@ -65,6 +69,8 @@ export class AuthTokenValidator {
   readonly #store: NonceStore;
   readonly #maxAgeMs: number;
   readonly #now: () => Date;
+  readonly #requiredPolicies: readonly string[];
+  readonly #revocation: RevocationOptions | undefined;
 
   constructor(options: AuthTokenValidatorOptions) {
     this.#trustAnchors = loadCertificates(options.trustAnchors, 'trustAnchors');
@@ -74,13 +80,14 @@ export class AuthTokenValidator {
     if (!Number.isFinite(this.#maxAgeMs) || this.#maxAgeMs <= 0) throw new RangeError('maxAgeMs must be a positive number');
     this.#store = options.nonceStore ?? new InMemoryNonceStore({ retentionMs: 2 * this.#maxAgeMs });
     this.#now = options.now ?? (() => new Date());
+    this.#requiredPolicies = options.requiredPolicies ?? [];
+    if (options.revocation) checkRevocationOptions(options.revocation);
+    this.#revocation = options.revocation;
   }
 
   /** A new nonce (base64url of 32 random bytes, 43 characters), remembered with its time. */
   async issueNonce(): Promise<string> {
-    const nonce = randomBytes(NONCE_BYTES).toString('base64url');
-    await this.#store.add(nonce, this.#now().getTime());
-    return nonce;
+    return issueNonceInto(this.#store, this.#now());
   }
 
   /**
@@ -90,8 +97,10 @@ export class AuthTokenValidator {
    * 1. `MalformedToken` — not exactly the documented token shape;
    * 2. the nonce, consumed atomically whatever happens next, so it can never be replayed:
    *    `UnknownNonce`, `NonceReused`, `NonceExpired` (older than maxAgeMs);
-   * 3. `UntrustedCertificate` — no path to a trust anchor; `CertificateExpired` — a path, but
-   *    outside a validity period at `now`;
+   * 3. `UntrustedCertificate` — no path to a trust anchor; `UnsupportedAlgorithm` — a SHA-1
+   *    signed certificate on it; `CertificateExpired` — a path, but outside a validity period at
+   *    `now`; `WrongPolicy` — a required policy missing; when CRLs are configured
+   *    `RevocationUnavailable`, `CertificateRevoked`, `RevocationStale` (crl.ts);
    * 4. `NotSigningCertificate` — keyUsage lacks digitalSignature, or a CA certificate;
    * 5. `BadSignature` — the signature does not verify over SHA256(origin) ‖ SHA256(nonce) of the
    *    EXPECTED origin and nonce. A token made for another origin fails here: the token does not
@@ -118,14 +127,16 @@ export class AuthTokenValidator {
 
     // 2. nonce: from here on, this nonce is spent whatever the outcome.
     const now = this.#now();
-    const lookup: NonceLookup = await this.#store.consume(expected.nonce, now.getTime());
-    if (lookup.status === 'unknown') throw new VerifyError('UnknownNonce', 'The nonce was not issued by this site (or was forgotten)');
-    if (lookup.status === 'reused') throw new VerifyError('NonceReused', 'The nonce was already used');
-    const age = now.getTime() - lookup.issuedAt;
-    if (age > this.#maxAgeMs) throw new VerifyError('NonceExpired', `The nonce is ${Math.round(age / 1000)} s old (limit ${Math.round(this.#maxAgeMs / 1000)} s)`);
+    await spendNonce(this.#store, expected.nonce, now, this.#maxAgeMs);
 
     // 3. chain and validity
-    await checkChain(leaf, { trustAnchors: this.#trustAnchors, intermediates: this.#intermediates, now });
+    await checkChain(leaf, {
+      trustAnchors: this.#trustAnchors,
+      intermediates: this.#intermediates,
+      now,
+      requiredPolicies: this.#requiredPolicies,
+      ...(this.#revocation ? { revocation: this.#revocation } : {}),
+    });
     // 4. key usage
     requireSigningKey(facts, 'digitalSignature');
     // 5. signature over the expected origin and nonce

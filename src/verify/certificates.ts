@@ -3,19 +3,18 @@ import * as pkijs from 'pkijs';
 import { type CertificateFacts, certificateFacts } from '../cards/moica/certificate-facts.js';
 import { type Pkcs1HashName, pkcs1v15SignatureBlock } from '../crypto/pkcs1.js';
 import { VerifyError, type VerifyErrorCode } from './errors.js';
+import { type RevocationOptions, checkRevocation } from './crl.js';
+import { type ParsedCertificate, type PathOptions, buildCertificatePath } from './path.js';
 
 /**
  * Certificates for the relying party: reading trust anchors, checking a path to one of them
- * with pkijs' CertificateChainValidationEngine, key usage, and the facts a login needs.
+ * by key identifier (path.ts), key usage, and the facts a login needs.
  */
 
-/** A PEM text (one or more certificates), or one DER certificate. */
-export type CertificateInput = string | Uint8Array;
+/** A PEM text (one or more certificates), one DER certificate, or one already parsed (e.g. from loadGovernmentTrust). */
+export type CertificateInput = string | Uint8Array | ParsedCertificate;
 
-export interface ParsedCertificate {
-  der: Buffer;
-  certificate: pkijs.Certificate;
-}
+export type { ParsedCertificate };
 
 const PEM_BLOCK = /-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----([\s\S]*?)-----END (?:X509 |TRUSTED )?CERTIFICATE-----/g;
 
@@ -43,8 +42,10 @@ export function loadCertificates(input: CertificateInput | readonly CertificateI
       for (const block of blocks) out.push(parseConfigDer(Buffer.from(block[1]!.replace(/\s+/g, ''), 'base64'), what));
     } else if (item instanceof Uint8Array) {
       out.push(parseConfigDer(Buffer.from(item), what));
+    } else if (item && Buffer.isBuffer((item as ParsedCertificate).der) && (item as ParsedCertificate).certificate instanceof pkijs.Certificate) {
+      out.push(item as ParsedCertificate);
     } else {
-      throw new TypeError(`${what}: give PEM strings or DER bytes`);
+      throw new TypeError(`${what}: give PEM strings, DER bytes or parsed certificates`);
     }
   }
   return out;
@@ -63,48 +64,20 @@ export function parsePresentedCertificate(der: Uint8Array, code: VerifyErrorCode
   return parseDer(Buffer.from(der), 'the certificate', code);
 }
 
-export interface ChainOptions {
-  trustAnchors: readonly ParsedCertificate[];
-  intermediates?: readonly ParsedCertificate[];
-  now: Date;
+export interface ChainOptions extends PathOptions {
+  /** Check revocation against these CRLs; absent: no revocation check. */
+  revocation?: RevocationOptions;
 }
 
 /**
- * Checks that `leaf` chains to one of the trust anchors at `now` (signatures, names, CA flags,
- * validity periods of every certificate on the path). No revocation check: MOICA's CRL/OCSP
- * are the relying site's own business (see docs/api.md). Returns the path, leaf first.
- *
- * pkijs reports validity last, after it has found a path whose signatures verify, so its
- * "not yet valid or expired" result means: trusted, but out of date → CertificateExpired.
+ * Checks that `leaf` chains to one of the trust anchors at `now` (path.ts: issuers chosen by
+ * key identifier, signatures, CA constraints, validity, the required policy when given), then
+ * revocation when CRLs are configured (crl.ts). Returns the path, leaf first.
  */
-export async function checkChain(leaf: ParsedCertificate, options: ChainOptions): Promise<pkijs.Certificate[]> {
-  if (options.trustAnchors.length === 0) throw new VerifyError('UntrustedCertificate', 'No trust anchors are configured');
-  const intermediates = (options.intermediates ?? []).filter((c) => !c.der.equals(leaf.der));
-  const engine = new pkijs.CertificateChainValidationEngine({
-    trustedCerts: options.trustAnchors.map((c) => c.certificate),
-    // The engine takes the last certificate as the one to validate.
-    certs: [...intermediates.map((c) => c.certificate), leaf.certificate],
-    checkDate: options.now,
-  });
-  let result: pkijs.CertificateChainValidationEngineVerifyResult;
-  try {
-    result = await engine.verify();
-  } catch (e) {
-    throw new VerifyError('UntrustedCertificate', `Certificate path validation failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
-  if (result.result) return result.certificatePath ?? [leaf.certificate];
-  if (result.resultCode === 8) {
-    const { notBefore, notAfter } = leaf.certificate;
-    const at = options.now.toISOString();
-    const which =
-      notAfter.value < options.now
-        ? `the certificate expired at ${notAfter.value.toISOString()}`
-        : notBefore.value > options.now
-          ? `the certificate is not valid before ${notBefore.value.toISOString()}`
-          : 'a CA certificate on its path is outside its validity period';
-    throw new VerifyError('CertificateExpired', `At ${at} ${which}`);
-  }
-  throw new VerifyError('UntrustedCertificate', `The certificate does not chain to a trust anchor: ${result.resultMessage}`);
+export async function checkChain(leaf: ParsedCertificate, options: ChainOptions): Promise<ParsedCertificate[]> {
+  const path = await buildCertificatePath(leaf, options);
+  if (options.revocation) checkRevocation(path, options.revocation, options.now);
+  return path;
 }
 
 /** certificateFacts, with a malformed certificate reported as `code`. */

@@ -13,7 +13,15 @@ export type VerifyErrorCode =
   | 'UnknownNonce' // the nonce was never issued by this validator's store (or was forgotten)
   | 'NonceReused' // the nonce was already presented once
   | 'NonceExpired' // the nonce is older than maxAgeMs
-  | 'UnsupportedAlgorithm'; // a hash or signature algorithm this library refuses (e.g. SHA-1 by default)
+  | 'UnsupportedAlgorithm' // a hash or signature algorithm this library refuses (e.g. SHA-1 by default)
+  | 'WrongPolicy' // the certificate (or a CA on its path) does not assert a required certificate policy
+  | 'CertificateRevoked' // a certificate on the path is listed in its issuer's CRL
+  | 'RevocationUnavailable' // revocation is required but no usable CRL (right issuer, valid signature) is loaded
+  | 'RevocationStale' // the only usable CRL is past its nextUpdate (plus the allowed grace)
+  | 'ChallengeMismatch' // a legacy signature is valid but over other content than the challenge issued
+  | 'InvalidIdNumber' // the typed national ID number is not a well-formed one (letter, 9 digits, checksum)
+  | 'IdMismatch' // the typed ID number's last four differ from the certificate's (or it carries none)
+  | 'InvalidBirthDate'; // the typed ROC birth date is not a real date in 民國 YYYMMDD form
 
 export class VerifyError extends Error {
   readonly code: VerifyErrorCode;

@@ -34,3 +34,35 @@ export {
   verifyCmsSignedData,
   verifyPkcs1Signature,
 } from './signatures.js';
+export { type ParsedCertificate, type PathOptions, buildCertificatePath } from './path.js';
+export {
+  GPKI_CERTIFICATES,
+  type GovernmentTrust,
+  type GovernmentTrustOptions,
+  type GpkiCertificateId,
+  type GpkiCertificateInfo,
+  MOICA_CRL_URLS,
+  MOICA_POLICY_OID,
+  SHIPPED_CERTS_DIR,
+  loadGovernmentTrust,
+} from './gpki.js';
+export {
+  type CrlDirectoryOptions,
+  type CrlInput,
+  CrlStore,
+  type LoadedCrl,
+  type RevocationOptions,
+  checkRevocation,
+  crlSignedBy,
+  parseCrl,
+} from './crl.js';
+export { type VerifyCertificateOptions, verifyCertificate } from './signatures.js';
+export { type RocDate, matchIdNumber, normaliseIdNumber, parseRocBirthDate } from './citizen-id.js';
+export {
+  type LegacyLoginExpectations,
+  type LegacyLoginResult,
+  type LegacySignature,
+  LegacyLoginVerifier,
+  type LegacyLoginVerifierOptions,
+} from './legacy-login.js';
+export { checkNonceStoreContract } from './nonce-store-contract.js';

@@ -1,8 +1,24 @@
+import { randomBytes } from 'node:crypto';
+import { VerifyError } from './errors.js';
+
 /**
- * Where an {@link AuthTokenValidator} remembers the nonces it issued. The default keeps them in
- * this process; a site with several back-end processes gives every validator the same shared
- * store (e.g. Redis: `add` = `SET nonce:<n> <issuedAt> PX <retention> NX`, `consume` = a Lua
- * script or `GETDEL` + a `SET used:<n>` marker) so a nonce issued by one can be checked by another.
+ * Where an {@link AuthTokenValidator} or a {@link LegacyLoginVerifier} remembers the nonces it
+ * issued. The default keeps them in this process. A site with several back-end instances gives
+ * every verifier the same shared store, so a nonce issued by one can be checked by another.
+ *
+ * The contract a shared store must keep (checkNonceStoreContract in nonce-store-contract.ts
+ * tests it against two instances of your store sharing one back end):
+ * 1. `add` remembers a nonce and its `issuedAt` so EVERY instance sees it once `add` resolves.
+ * 2. `consume` is atomic across instances: of any number of concurrent calls for one nonce, on
+ *    any instances, exactly one gets `fresh`; the others get `reused`.
+ * 3. A consumed nonce stays `reused` (never `fresh` again, never `unknown` before the retention
+ *    has passed); a nonce never added is `unknown`.
+ * 4. Both keep `issuedAt` as given (the verifier judges the age, so instances' clocks matter:
+ *    keep them in sync with NTP).
+ * 5. Forgetting after the retention (≥ the verifiers' maxAgeMs) is allowed: a forgotten nonce is
+ *    `unknown`, which refuses the login.
+ * E.g. with Redis: `add` = `SET nonce:<n> <issuedAt> PX <retention> NX`; `consume` = one Lua
+ * script that reads the value and, if not yet marked, marks it used, returning both.
  */
 
 export type NonceLookup =
@@ -74,4 +90,26 @@ export class InMemoryNonceStore implements NonceStore {
       this.#entries.delete(nonce);
     }
   }
+}
+
+const NONCE_BYTES = 32; // base64url: 43 characters
+
+/** A new nonce (base64url of 32 random bytes, 43 characters), remembered in `store` with its time. */
+export async function issueNonceInto(store: NonceStore, now: Date): Promise<string> {
+  const nonce = randomBytes(NONCE_BYTES).toString('base64url');
+  await store.add(nonce, now.getTime());
+  return nonce;
+}
+
+/**
+ * Consumes `nonce` (atomically, whatever happens next) and throws unless it was issued here,
+ * never presented before and is at most `maxAgeMs` old: `UnknownNonce`, `NonceReused`,
+ * `NonceExpired`.
+ */
+export async function spendNonce(store: NonceStore, nonce: string, now: Date, maxAgeMs: number): Promise<void> {
+  const lookup: NonceLookup = await store.consume(nonce, now.getTime());
+  if (lookup.status === 'unknown') throw new VerifyError('UnknownNonce', 'The nonce was not issued by this site (or was forgotten)');
+  if (lookup.status === 'reused') throw new VerifyError('NonceReused', 'The nonce was already used');
+  const age = now.getTime() - lookup.issuedAt;
+  if (age > maxAgeMs) throw new VerifyError('NonceExpired', `The nonce is ${Math.round(age / 1000)} s old (limit ${Math.round(maxAgeMs / 1000)} s)`);
 }

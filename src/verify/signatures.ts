@@ -3,6 +3,7 @@ import * as pkijs from 'pkijs';
 import type { Pkcs1HashName } from '../crypto/pkcs1.js';
 import {
   type CertificateInput,
+  type ChainOptions,
   type ParsedCertificate,
   type SignerFacts,
   checkChain,
@@ -13,6 +14,7 @@ import {
   rsaPkcs1Verify,
   signerFacts,
 } from './certificates.js';
+import type { RevocationOptions } from './crl.js';
 import { VerifyError } from './errors.js';
 
 /**
@@ -33,8 +35,15 @@ export interface TrustOptions {
   intermediates?: CertificateInput | readonly CertificateInput[];
   /** When to judge validity; default now. */
   now?: Date;
-  /** Accept SHA-1 (legacy pages); default false. */
+  /** Accept SHA-1 (legacy pages; also SHA-1-signed certificates below the anchor); default false. */
   allowSha1?: boolean;
+  /**
+   * Policy OIDs the certificate must assert (any one); e.g. `loadGovernmentTrust().requiredPolicies`.
+   * Default: none.
+   */
+  requiredPolicies?: readonly string[];
+  /** Revocation against operator-provided CRLs (crl.ts); default: not checked. */
+  revocation?: RevocationOptions;
 }
 
 /** Bytes, or text: PEM or base64. */
@@ -89,7 +98,7 @@ function malformed(message: string, cause?: unknown): VerifyError {
   return new VerifyError('MalformedToken', message, cause === undefined ? undefined : { cause });
 }
 
-function checkHash(hash: unknown, allowSha1: boolean | undefined): SignatureHash {
+export function checkHash(hash: unknown, allowSha1: boolean | undefined): SignatureHash {
   if (typeof hash !== 'string' || !Object.prototype.hasOwnProperty.call(DIGEST_LENGTH, hash)) {
     throw new VerifyError('UnsupportedAlgorithm', `Unsupported hash ${JSON.stringify(hash)}; use sha256, sha384 or sha512`);
   }
@@ -98,7 +107,7 @@ function checkHash(hash: unknown, allowSha1: boolean | undefined): SignatureHash
 }
 
 /** Bytes as given; text as PEM (any label) or base64. */
-function bytesOf(value: Bytes, what: string): Buffer {
+export function bytesOf(value: Bytes, what: string): Buffer {
   if (value instanceof Uint8Array) return Buffer.from(value);
   if (typeof value !== 'string') throw malformed(`${what} must be bytes or base64 text`);
   const pem = /-----BEGIN [A-Z0-9 ]+-----([\s\S]*?)-----END [A-Z0-9 ]+-----/.exec(value);
@@ -107,20 +116,49 @@ function bytesOf(value: Bytes, what: string): Buffer {
   return Buffer.from(text, 'base64');
 }
 
+/** Chain options from trust options: configured certificates parsed, policy and revocation passed on. */
+export function chainOptions(options: TrustOptions, extraIntermediates: ParsedCertificate[] = []): ChainOptions {
+  const out: ChainOptions = {
+    trustAnchors: loadCertificates(options.trustAnchors, 'trustAnchors'),
+    intermediates: [...loadCertificates(options.intermediates, 'intermediates'), ...extraIntermediates],
+    now: options.now ?? new Date(),
+  };
+  if (options.allowSha1) out.allowSha1 = true;
+  if (options.requiredPolicies) out.requiredPolicies = options.requiredPolicies;
+  if (options.revocation) out.revocation = options.revocation;
+  return out;
+}
+
 async function checkSigner(
   der: Buffer,
   leaf: ParsedCertificate,
   options: TrustOptions,
   extraIntermediates: ParsedCertificate[] = [],
-): Promise<SignerFacts> {
+  accept: 'digitalSignature' | 'digitalSignatureOrNonRepudiation' = 'digitalSignatureOrNonRepudiation',
+): Promise<SignerFacts & { path: ParsedCertificate[] }> {
   const facts = factsOf(der, 'MalformedToken');
-  await checkChain(leaf, {
-    trustAnchors: loadCertificates(options.trustAnchors, 'trustAnchors'),
-    intermediates: [...loadCertificates(options.intermediates, 'intermediates'), ...extraIntermediates],
-    now: options.now ?? new Date(),
-  });
-  requireSigningKey(facts, 'digitalSignatureOrNonRepudiation');
-  return signerFacts(der, facts, 'MalformedToken');
+  const path = await checkChain(leaf, chainOptions(options, extraIntermediates));
+  requireSigningKey(facts, accept);
+  return { ...signerFacts(der, facts, 'MalformedToken'), path };
+}
+
+export interface VerifyCertificateOptions extends TrustOptions {
+  /** Which key usage makes it acceptable; default digitalSignature or nonRepudiation. */
+  keyUsage?: 'digitalSignature' | 'digitalSignatureOrNonRepudiation';
+}
+
+/**
+ * Checks a citizen certificate alone — path to a trust anchor chosen by key identifier,
+ * validity, policy, revocation, a signing key usage — and says whose it is. The signature
+ * checks below call the same steps; use this for a certificate obtained some other way.
+ */
+export async function verifyCertificate(
+  certificate: Bytes,
+  options: VerifyCertificateOptions,
+): Promise<SignerFacts & { path: ParsedCertificate[] }> {
+  const der = bytesOf(certificate, 'certificate');
+  const leaf = parsePresentedCertificate(der, 'MalformedToken');
+  return checkSigner(der, leaf, options, [], options.keyUsage);
 }
 
 /**
@@ -142,12 +180,12 @@ export async function verifyPkcs1Signature(options: Pkcs1VerifyOptions): Promise
   const der = bytesOf(options.certificate, 'certificate');
   const signature = bytesOf(options.signature, 'signature');
   const leaf = parsePresentedCertificate(der, 'MalformedToken');
-  const signer = await checkSigner(der, leaf, options);
+  const { path: _path, ...signer } = await checkSigner(der, leaf, options);
   if (!rsaPkcs1Verify(der, hash, digest, signature)) throw new VerifyError('BadSignature', 'The signature does not verify with the certificate\'s key');
   return signer;
 }
 
-function parseSignedData(der: Buffer): pkijs.SignedData {
+export function parseSignedData(der: Buffer): pkijs.SignedData {
   let info: pkijs.ContentInfo;
   try {
     info = pkijs.ContentInfo.fromBER(der);
@@ -221,7 +259,7 @@ export async function verifyCmsSignedData(options: CmsVerifyOptions): Promise<Cm
     .filter((c): c is pkijs.Certificate => c instanceof pkijs.Certificate)
     .map((c) => ({ der: Buffer.from(c.toSchema(true).toBER(false)), certificate: c }))
     .filter((c) => !c.der.equals(der));
-  const signer = await checkSigner(der, leaf, options, carried);
+  const { path: _path, ...signer } = await checkSigner(der, leaf, options, carried);
   const out: CmsSignerFacts = { ...signer, content, hash, detached: !attached };
   const signingTime = signingTimeOf(signerInfo);
   if (signingTime) out.signingTime = signingTime;

@@ -1,5 +1,6 @@
 import type { CliCommand } from '../io.js';
 import { certsCommand } from './certs.js';
+import { crlCommand } from './crl.js';
 import { demoCommand } from './demo.js';
 import { doctorCommand } from './doctor.js';
 import { mockCommand } from './mock.js';
@@ -12,4 +13,4 @@ import { traceCommand } from './trace.js';
 import { waitCommand } from './wait.js';
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: CliCommand[] = [serveCommand, waitCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, doctorCommand, traceCommand, demoCommand, mockCommand];
+export const COMMANDS: CliCommand[] = [serveCommand, waitCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, crlCommand, doctorCommand, traceCommand, demoCommand, mockCommand];

@@ -60,6 +60,8 @@ export const TEST_ISSUING_CA_NAME = [
 export const TEST_HOLDER: TestHolder = { name: '測試一', serialNumber: '9900000000001234', idLastFour: '6789' };
 
 const OID = {
+  certificatePolicies: '2.5.29.32',
+  crlDistributionPoints: '2.5.29.31',
   sha256WithRsa: '1.2.840.113549.1.1.11',
   basicConstraints: '2.5.29.19',
   keyUsage: '2.5.29.15',
@@ -72,11 +74,11 @@ const OID = {
 } as const;
 
 /** X.509 KeyUsage bit numbers. */
-const KU = { digitalSignature: 0, nonRepudiation: 1, keyEncipherment: 2, dataEncipherment: 3, keyCertSign: 5, cRLSign: 6 };
+export const TEST_KEY_USAGE = { digitalSignature: 0, nonRepudiation: 1, keyEncipherment: 2, dataEncipherment: 3, keyCertSign: 5, cRLSign: 6 };
 
 const DAY_MS = 24 * 3600 * 1000;
 
-type NameSpec = ReadonlyArray<readonly [string, string]>;
+export type NameSpec = ReadonlyArray<readonly [string, string]>;
 
 /** PrintableString where X.520 wants it (country, serialNumber), UTF8String for text. */
 function buildName(spec: NameSpec): pkijs.RelativeDistinguishedNames {
@@ -103,7 +105,8 @@ function keyIdentifier(spki: pkijs.PublicKeyInfo): Uint8Array {
   return createHash('sha1').update(spki.subjectPublicKey.valueBlock.valueHexView).digest();
 }
 
-interface IssueRequest {
+/** What {@link issueTestCertificate} needs: tests of relying-party checks vary each field. */
+export interface IssueRequest {
   serial: number;
   subject: NameSpec;
   publicKey: KeyObject;
@@ -114,9 +117,16 @@ interface IssueRequest {
   ca: boolean;
   keyUsage: number[];
   holderIdLastFour?: string;
+  /** certificatePolicies policy OIDs (MOICA's own certificates carry 2.16.886.101.0.3.3). */
+  policies?: string[];
+  /** CRL distribution point URIs. */
+  crlDistributionPoints?: string[];
+  /** basicConstraints pathLenConstraint of a CA. */
+  pathLength?: number;
 }
 
-async function issue(request: IssueRequest): Promise<TestCertificate> {
+/** Issues one certificate (the building block of {@link createTestPki}, exported for verifier tests). */
+export async function issueTestCertificate(request: IssueRequest): Promise<TestCertificate> {
   const spki = pkijs.PublicKeyInfo.fromBER(request.publicKey.export({ type: 'spki', format: 'der' }));
   const ownKeyId = keyIdentifier(spki);
   const issuer =
@@ -131,7 +141,7 @@ async function issue(request: IssueRequest): Promise<TestCertificate> {
   cert.subjectPublicKeyInfo = spki;
   const extensions: pkijs.Extension[] = [];
   if (request.ca) {
-    extensions.push(extension(OID.basicConstraints, true, new pkijs.BasicConstraints({ cA: true })));
+    extensions.push(extension(OID.basicConstraints, true, new pkijs.BasicConstraints(request.pathLength === undefined ? { cA: true } : { cA: true, pathLenConstraint: request.pathLength })));
   }
   extensions.push(extension(OID.keyUsage, true, encodeNamedBits(request.keyUsage)));
   extensions.push(extension(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: ownKeyId })));
@@ -154,6 +164,16 @@ async function issue(request: IssueRequest): Promise<TestCertificate> {
       ],
     });
     extensions.push(extension(OID.subjectDirectoryAttributes, false, attributes));
+  }
+  if (request.policies) {
+    const policies = request.policies.map((policyIdentifier) => new pkijs.PolicyInformation({ policyIdentifier }));
+    extensions.push(extension(OID.certificatePolicies, false, new pkijs.CertificatePolicies({ certificatePolicies: policies })));
+  }
+  if (request.crlDistributionPoints) {
+    const points = request.crlDistributionPoints.map(
+      (uri) => new pkijs.DistributionPoint({ distributionPoint: [new pkijs.GeneralName({ type: 6, value: uri })] }),
+    );
+    extensions.push(extension(OID.crlDistributionPoints, false, new pkijs.CRLDistributionPoints({ distributionPoints: points })));
   }
   cert.extensions = extensions;
 
@@ -180,7 +200,7 @@ export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
   return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 }
 
-function rsaKeyPair(): { privateKey: KeyObject; publicKey: KeyObject } {
+export function rsaKeyPair(): { privateKey: KeyObject; publicKey: KeyObject } {
   return generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
 }
 
@@ -193,7 +213,7 @@ export async function createTestPki(options: TestPkiOptions = {}): Promise<Moica
   const years = (n: number) => new Date(start.getTime() + n * 365 * DAY_MS);
 
   const rootKeys = rsaKeyPair();
-  const root = await issue({
+  const root = await issueTestCertificate({
     serial: 0x7e570001,
     subject: TEST_ROOT_CA_NAME,
     issuer: 'self',
@@ -201,10 +221,10 @@ export async function createTestPki(options: TestPkiOptions = {}): Promise<Moica
     notBefore: start,
     notAfter: years(20),
     ca: true,
-    keyUsage: [KU.keyCertSign, KU.cRLSign],
+    keyUsage: [TEST_KEY_USAGE.keyCertSign, TEST_KEY_USAGE.cRLSign],
   });
   const issuingKeys = rsaKeyPair();
-  const issuing = await issue({
+  const issuing = await issueTestCertificate({
     serial: 0x7e570002,
     subject: TEST_ISSUING_CA_NAME,
     issuer: { name: TEST_ROOT_CA_NAME, privateKey: rootKeys.privateKey, keyId: keyIdentifierOf(root) },
@@ -212,7 +232,7 @@ export async function createTestPki(options: TestPkiOptions = {}): Promise<Moica
     notBefore: start,
     notAfter: years(10),
     ca: true,
-    keyUsage: [KU.keyCertSign, KU.cRLSign],
+    keyUsage: [TEST_KEY_USAGE.keyCertSign, TEST_KEY_USAGE.cRLSign],
   });
   const issuingRef = { name: TEST_ISSUING_CA_NAME, privateKey: issuingKeys.privateKey, keyId: keyIdentifierOf(issuing) };
   const holderName: NameSpec = [
@@ -220,7 +240,7 @@ export async function createTestPki(options: TestPkiOptions = {}): Promise<Moica
     [OID.commonName, holder.name],
     [OID.serialNumber, holder.serialNumber],
   ];
-  const sign = await issue({
+  const sign = await issueTestCertificate({
     serial: 0x7e571001,
     subject: holderName,
     issuer: issuingRef,
@@ -228,10 +248,10 @@ export async function createTestPki(options: TestPkiOptions = {}): Promise<Moica
     notBefore: start,
     notAfter: years(5),
     ca: false,
-    keyUsage: [KU.digitalSignature, KU.nonRepudiation],
+    keyUsage: [TEST_KEY_USAGE.digitalSignature, TEST_KEY_USAGE.nonRepudiation],
     holderIdLastFour: holder.idLastFour,
   });
-  const encrypt = await issue({
+  const encrypt = await issueTestCertificate({
     serial: 0x7e571002,
     subject: holderName,
     issuer: issuingRef,
@@ -239,13 +259,13 @@ export async function createTestPki(options: TestPkiOptions = {}): Promise<Moica
     notBefore: start,
     notAfter: years(5),
     ca: false,
-    keyUsage: [KU.keyEncipherment, KU.dataEncipherment],
+    keyUsage: [TEST_KEY_USAGE.keyEncipherment, TEST_KEY_USAGE.dataEncipherment],
     holderIdLastFour: holder.idLastFour,
   });
   return { root, issuing, sign, encrypt, holder, caBundlePem: root.pem + issuing.pem };
 }
 
-function keyIdentifierOf(cert: TestCertificate): Uint8Array {
+export function keyIdentifierOf(cert: TestCertificate): Uint8Array {
   return keyIdentifier(cert.certificate.subjectPublicKeyInfo);
 }
 

@@ -1,7 +1,8 @@
 import { sign as rsaSign, createHash } from 'node:crypto';
 import { createTestPki, getTestPki, type MoicaTestPki } from '../../../src/emulator/moica/test-pki.js';
 import type { MoicaService } from '../../../src/services/moica/moica-service.js';
-import { AuthTokenValidator, InMemoryNonceStore, VerifyError, createAuthTokenTbs, type AuthToken } from '../../../src/verify/index.js';
+import { createTestCrl } from '../../../src/emulator/moica/test-crl.js';
+import { AuthTokenValidator, CrlStore, InMemoryNonceStore, MOICA_POLICY_OID, VerifyError, createAuthTokenTbs, type AuthToken } from '../../../src/verify/index.js';
 import { cardService, makeToken } from './helpers.js';
 
 const ORIGIN = 'https://www.example.gov.tw';
@@ -170,6 +171,23 @@ describe('AuthTokenValidator', () => {
     };
     const e = await rejection(validator.validate(token, { origin: ORIGIN, nonce }));
     expect(e.code).toBe('NotSigningCertificate');
+  });
+
+  it('checks the required policy and revocation when configured (CRL from the issuing CA)', async () => {
+    const now = new Date();
+    const crlTimes = { thisUpdate: new Date(now.getTime() - 3600_000), nextUpdate: new Date(now.getTime() + 24 * 3600_000) };
+    const rootCrl = await createTestCrl({ issuer: pki.root, ...crlTimes });
+    const revoking = await createTestCrl({ issuer: pki.issuing, ...crlTimes, revoked: [{ certificate: pki.sign }] });
+    const base = { trustAnchors: pki.root.pem, intermediates: [pki.issuing.der], now: () => now };
+    const revokedValidator = new AuthTokenValidator({ ...base, revocation: { crls: new CrlStore([rootCrl.der, revoking.der]) } });
+    let nonce = await revokedValidator.issueNonce();
+    expect((await rejection(revokedValidator.validate(await makeToken(service, ORIGIN, nonce), { origin: ORIGIN, nonce }))).code).toBe(
+      'CertificateRevoked',
+    );
+    // The test PKI asserts no policy, so requiring MOICA's refuses it.
+    const policyValidator = new AuthTokenValidator({ ...base, requiredPolicies: [MOICA_POLICY_OID] });
+    nonce = await policyValidator.issueNonce();
+    expect((await rejection(policyValidator.validate(await makeToken(service, ORIGIN, nonce), { origin: ORIGIN, nonce }))).code).toBe('WrongPolicy');
   });
 
   it('checks RS256 over the tbs, i.e. the card signed SHA256(tbs)', async () => {
