@@ -9,6 +9,7 @@ import { defaultStateDir } from '../config/paths.js';
 import { type TrustEnvironment, defaultTrustEnvironment, trustStatus } from '../certs/trust.js';
 import { type ProcessInfo, canListen, portHolders } from './ports.js';
 import { DEFAULT_LISTENERS, type ListenerSpec } from '../config/listeners.js';
+import { DEFAULT_CONFIG, type DaemonConfig, loadConfig } from '../daemon/config.js';
 
 export { DEFAULT_LISTENERS, type ListenerSpec }; // re-exported for doctor's callers
 
@@ -51,6 +52,9 @@ export interface DoctorRegistry {
 export interface DoctorOptions {
   /** Creates (does not start) the registry; default: real PC/SC. May throw (addon missing). */
   registry?: () => DoctorRegistry;
+  /** The configuration file to check and take the state directory and listeners from (undefined: built-in defaults). */
+  configFile?: string | undefined;
+  /** Overrides the configuration's listeners (tests). */
   listeners?: readonly ListenerSpec[];
   procRoot?: string;
   stateDir?: string;
@@ -63,6 +67,10 @@ export interface DoctorOptions {
 
 export interface DoctorReport {
   ok: boolean;
+  /** The configuration file read, or null when none exists and the defaults applied. */
+  configFile: string | null;
+  /** The state directory checked (certificates, allow-list). */
+  stateDir: string;
   checks: Check[];
 }
 
@@ -276,15 +284,36 @@ function lnaNote(): Check {
   };
 }
 
+/** The configuration as the daemon would read it; a bad file is a failed check and the defaults stand in. */
+function configCheck(file: string | undefined): { config: DaemonConfig; check: Check } {
+  const title = 'Configuration';
+  if (!file) return { config: structuredClone(DEFAULT_CONFIG), check: { id: 'config', title, status: 'info', detail: 'no configuration file: the built-in defaults apply (docs/configuration.md)' } };
+  try {
+    return { config: loadConfig(file), check: { id: 'config', title, status: 'ok', detail: `${file} is valid` } };
+  } catch (e) {
+    return {
+      config: structuredClone(DEFAULT_CONFIG),
+      check: { id: 'config', title, status: 'fail', detail: (e as Error).message, fix: `Correct that setting in ${file}; docs/configuration.md lists every setting. The daemon will not start until it is fixed.` },
+    };
+  }
+}
+
+/** The listeners a daemon with this configuration runs: enabled ones, on their configured ports. */
+function configuredListeners(config: DaemonConfig): ListenerSpec[] {
+  return DEFAULT_LISTENERS.filter((l) => config.listeners[l.name].enabled).map((l) => ({ ...l, port: config.listeners[l.name].port }));
+}
+
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
-  const stateDir = options.stateDir ?? defaultStateDir();
+  const { config, check: configStatus } = configCheck(options.configFile);
+  const stateDir = options.stateDir ?? config.stateDir ?? defaultStateDir();
   const checks: Check[] = [
+    configStatus,
     ...(await readerChecks(options.registry ?? (() => new PcscReaderRegistry({ reconnectIntervalMs: 60_000 })))),
-    ...(await listenerChecks(options.listeners ?? DEFAULT_LISTENERS, options.procRoot ?? '/proc', options.isCardbridge ?? isCardbridgeProcess)),
+    ...(await listenerChecks(options.listeners ?? configuredListeners(config), options.procRoot ?? '/proc', options.isCardbridge ?? isCardbridgeProcess)),
     ...(await certificateChecks(stateDir, options.trust ?? defaultTrustEnvironment(), options.now ?? new Date())),
     hostsCheck(options.hostsFile ?? '/etc/hosts'),
     allowListCheck(stateDir),
     lnaNote(),
   ];
-  return { ok: checks.every((c) => c.status !== 'fail'), checks };
+  return { ok: checks.every((c) => c.status !== 'fail'), configFile: options.configFile ?? null, stateDir, checks };
 }

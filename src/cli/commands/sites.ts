@@ -1,6 +1,6 @@
 import { defaultStateDir } from '../../config/paths.js';
 import { SitesStore } from '../../config/sites-store.js';
-import { loadConfig } from '../../daemon/config.js';
+import { configFile, loadConfig } from '../../daemon/config.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT, UsageError, type CliCommand } from '../io.js';
 import { formatTable } from '../table.js';
@@ -11,7 +11,7 @@ export const sitesCommand: CliCommand = {
   usage: 'cardbridge sites list|allow PATTERN|revoke ORIGIN [--json] [--config FILE] [--state-dir DIR]',
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' }, config: { type: 'string' }, 'state-dir': { type: 'string' } }, true);
-    const config = loadConfig(values.config);
+    const config = loadConfig(configFile(values.config));
     const store = SitesStore.inStateDir(values['state-dir'] ?? config.stateDir ?? defaultStateDir(), config.allowedOrigins);
     const [action, target, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);

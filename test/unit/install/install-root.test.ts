@@ -120,7 +120,6 @@ describe('systemd/cardbridge.service', () => {
       ['ProtectKernelTunables', 'yes'], ['ProtectKernelModules', 'yes'], ['ProtectKernelLogs', 'yes'], ['ProtectClock', 'yes'],
       ['ProtectHostname', 'yes'], ['RestrictNamespaces', 'yes'], ['RestrictRealtime', 'yes'], ['RestrictSUIDSGID', 'yes'],
       ['UMask', '0077'], ['Restart', 'on-failure'], ['StateDirectory', 'cardbridge'], ['ConfigurationDirectory', 'cardbridge'],
-      ['LogsDirectory', 'cardbridge'],
     ] as const) {
       expect([key, settings(key)]).toEqual([key, [value]]);
     }
@@ -130,7 +129,17 @@ describe('systemd/cardbridge.service', () => {
     expect(settings('IPAddressDeny')).toEqual([]);
     expect(unit).toMatch(/IPAddressDeny=any here would break that login/);
     expect(unit).toMatch(/MemoryDenyWriteExecute= is deliberately NOT set: V8/);
-    expect(settings('ExecStart')).toEqual(['/usr/lib/cardbridge/bin/cardbridge.js serve']);
+    expect(settings('ExecStart')).toEqual(['/usr/lib/cardbridge/node /usr/lib/cardbridge/bin/cardbridge.js serve --config /etc/cardbridge/config.json']);
+  });
+
+  it('sets only environment variables that cardbridge reads', () => {
+    const source = execFileSync('grep', ['-rhoE', 'env\\.[A-Z_]+', join(repo, 'src')], { encoding: 'utf8' });
+    const read = new Set(source.split('\n').filter(Boolean).map((m) => m.slice(4)));
+    const set = settings('Environment').map((e) => e!.split('=')[0]!);
+    expect(set.length).toBeGreaterThan(0);
+    expect(set.filter((name) => !read.has(name))).toEqual([]);
+    // Nothing is logged to files: the journal keeps the logs, so no log directory either.
+    expect(settings('LogsDirectory')).toEqual([]);
   });
 
   /** The unit with ExecStart pointing at a stand-in, since /usr/lib/cardbridge is not installed here. */
@@ -138,7 +147,7 @@ describe('systemd/cardbridge.service', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cardbridge-unit-'));
     writeFileSync(join(dir, 'cardbridge.js'), '#!/usr/bin/env node\n');
     chmodSync(join(dir, 'cardbridge.js'), 0o755);
-    writeFileSync(join(dir, 'cardbridge.service'), unit.replace('ExecStart=/usr/lib/cardbridge/bin/cardbridge.js', `ExecStart=${dir}/cardbridge.js`));
+    writeFileSync(join(dir, 'cardbridge.service'), unit.replace('ExecStart=/usr/lib/cardbridge/node /usr/lib/cardbridge/bin/cardbridge.js', `ExecStart=${dir}/cardbridge.js`));
     return dir;
   }
 
