@@ -33,7 +33,7 @@ export interface Check {
 
 
 export const NHI_HOSTNAME = 'iccert.nhi.gov.tw';
-export const HOSTS_MARKER = '# cardbridge';
+export const HOSTS_MARKER = '# cardbridge-managed';
 export const HOSTS_LINE = `127.0.0.1 ${NHI_HOSTNAME} ${HOSTS_MARKER}`;
 
 export const LNA_POLICY_EXAMPLE = {
