@@ -5,7 +5,7 @@
 #                                   production node_modules (with the built pcsclite addon)
 #   /usr/lib/cardbridge/node        a Node.js runtime: a copy of the node running this build,
 #                                   which must be 20 or later (Debian 12's own nodejs is 18)
-#   /usr/bin/cardbridge             the CLI on that runtime
+#   /usr/bin/cardbridge             the CLI on that runtime; cardbridge(1) made from its --help
 #   /lib/systemd/system/cardbridge.service, /etc/cardbridge/config.json (a conffile, "{}")
 #   /usr/share/doc/cardbridge/      copyright (cardbridge's and Node.js's licences), changelog
 # and the maintainer scripts of packaging/deb/.
@@ -105,10 +105,15 @@ find "$APP" -type f -exec chmod 0644 {} +
 strip --strip-unneeded "$PCSC/build/Release/pcsclite.node"
 install -m 0755 "$NODE" "$APP/node"
 strip --strip-unneeded "$APP/node"
+# The CLI's entry runs on the bundled runtime; main.js is imported, never executed.
+sed -i '1s|^#!.*|#!/usr/lib/cardbridge/node|' "$APP/bin/cardbridge.js"
+sed -i '1{/^#!/d}' "$APP/dist/cli/main.js"
 chmod 0755 "$APP/bin/cardbridge.js"
 
 # ——— system integration ———
 install -m 0755 "$SOURCE/packaging/deb/cardbridge.sh" "$STAGE/usr/bin/cardbridge"
+mkdir -p "$STAGE/usr/share/man/man1"
+"$NODE" "$SOURCE/packaging/deb/man-page.mjs" "$APP" "$VERSION" | gzip -9n > "$STAGE/usr/share/man/man1/cardbridge.1.gz"
 install -m 0644 "$SOURCE/systemd/cardbridge.service" "$STAGE/lib/systemd/system/cardbridge.service"
 install -m 0644 "$SOURCE/packaging/deb/config.json" "$STAGE/etc/cardbridge/config.json"
 install -m 0644 "$SOURCE/packaging/deb/lintian-overrides" "$STAGE/usr/share/lintian/overrides/cardbridge"
@@ -126,7 +131,7 @@ Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: cardbridge
 
 Files: *
-Copyright: the cardbridge authors
+Copyright: 2025-2026 the cardbridge authors
 License: MIT
 
 Files: usr/lib/cardbridge/node
