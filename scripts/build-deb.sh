@@ -105,10 +105,9 @@ find "$APP" -type f -exec chmod 0644 {} +
 strip --strip-unneeded "$PCSC/build/Release/pcsclite.node"
 install -m 0755 "$NODE" "$APP/node"
 strip --strip-unneeded "$APP/node"
-# The CLI's entry runs on the bundled runtime; main.js is imported, never executed.
-sed -i '1s|^#!.*|#!/usr/lib/cardbridge/node|' "$APP/bin/cardbridge.js"
-sed -i '1{/^#!/d}' "$APP/dist/cli/main.js"
-chmod 0755 "$APP/bin/cardbridge.js"
+# /usr/bin/cardbridge and the unit run the entry point with the bundled runtime explicitly, so
+# no "#!/usr/bin/env node" (which would find Debian's node 18, or none); main.js is imported.
+sed -i '1{/^#!/d}' "$APP/bin/cardbridge.js" "$APP/dist/cli/main.js"
 
 # ——— system integration ———
 install -m 0755 "$SOURCE/packaging/deb/cardbridge.sh" "$STAGE/usr/bin/cardbridge"
