@@ -231,7 +231,7 @@ async function certificateChecks(stateDir: string, trust: TrustEnvironment, now:
 
 function hostsCheck(hostsFile: string): Check {
   const title = `Hosts entry for ${NHI_HOSTNAME}`;
-  const fix = `Add the line "${HOSTS_LINE}" to ${hostsFile} (scripts/install.sh does this), so NHI pages reach the local nhi-ws listener.`;
+  const fix = `Add the line "${HOSTS_LINE}" to ${hostsFile} (the Debian package and scripts/install.sh add it), so NHI pages reach the local nhi-ws listener.`;
   let text: string;
   try {
     text = readFileSync(hostsFile, 'utf8');
