@@ -9,6 +9,19 @@ export const sitesCommand: CliCommand = {
   name: 'sites',
   summary: 'Which web sites may use cardbridge: list, allow a site (pattern), revoke a site and its consents',
   usage: 'cardbridge sites list|allow PATTERN|revoke ORIGIN [--json] [--config FILE] [--state-dir DIR]',
+  help: [
+    '',
+    'Actions: list (the default) shows the allow-list and remembered consents; allow adds an origin pattern',
+    "(https://host, https://*.domain, optional :port); revoke removes a pattern and that origin's consents.",
+    'The running daemon sees a change at once.',
+    '',
+    'Options:',
+    '  --json           print the list as JSON',
+    '  --config FILE    the configuration whose stateDir and allowedOrigins apply (default /etc/cardbridge/config.json if it exists)',
+    "  --state-dir DIR  where sites.json lives (default: the configuration's, else $CARDBRIDGE_STATE_DIR, /var/lib/cardbridge as root)",
+    '',
+    'Example: sudo cardbridge sites allow https://*.example.gov.tw',
+  ],
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' }, config: { type: 'string' }, 'state-dir': { type: 'string' } }, true);
     const config = loadConfig(configFile(values.config));

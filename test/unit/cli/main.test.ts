@@ -65,6 +65,18 @@ describe('cardbridge CLI', () => {
     expect(text).toMatch(/^Example: sudo cardbridge doctor/m);
   });
 
+  it('every command\'s --help explains each option of its usage line and gives an example', async () => {
+    const { COMMANDS } = await import('../../../src/cli/commands/index.js');
+    for (const command of COMMANDS) {
+      const io = captureIO();
+      expect(await main([command.name, '--help'], io)).toBe(0);
+      const text = io.stdout.join('\n');
+      const options = [...command.usage.matchAll(/--[a-z-]+/g)].map((m) => m[0]);
+      for (const option of options) expect([command.name, option, text]).toEqual([command.name, option, expect.stringMatching(new RegExp(`^\\s+${option}\\b.*\\S`, 'm'))]);
+      expect([command.name, text]).toEqual([command.name, expect.stringMatching(/^Example: (sudo )?cardbridge /m)]);
+    }
+  });
+
   it('lists the mock readers as a table and as JSON', async () => {
     const table = captureIO();
     expect(await main(['readers', '--mock'], table)).toBe(0);
