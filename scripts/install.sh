@@ -2,18 +2,37 @@
 # Installs cardbridge as a hardened system service (see docs/operations.md):
 #   program      /usr/lib/cardbridge (bin, dist, production node_modules, docs), /usr/local/bin/cardbridge
 #   service      /etc/systemd/system/cardbridge.service, system user "cardbridge"
-#   state        /var/lib/cardbridge (local CA + server certificate), /etc/cardbridge, /var/log/cardbridge
+#   runtime      /usr/lib/cardbridge/node, a link to the node (20 or later) running this script
+#   state        /var/lib/cardbridge (local CA + server certificate)
+#   config       /etc/cardbridge/config.json ("{}"; docs/configuration.md), kept if edited
 #   trust        the local CA in the system store and the NSS databases (cardbridge certs trust)
-#   hosts        "127.0.0.1 iccert.nhi.gov.tw # cardbridge" in /etc/hosts
+#   hosts        "127.0.0.1 iccert.nhi.gov.tw # cardbridge-managed" in /etc/hosts
 # Everything it creates is recorded in /usr/lib/cardbridge/install-manifest, which
 # scripts/uninstall.sh replays backwards, so uninstalling removes exactly that and nothing else.
 # Idempotent: running it again upgrades the program and keeps the existing certificates.
-#
-# Usage: scripts/install.sh [--root DIR] [--no-start]
-#   --root DIR   install into a throw-away tree: writes every file under DIR but creates no
-#                user, runs no systemctl and no update-ca-certificates (for tests and packaging)
-#   --no-start   enable the service but do not start it now
+# On Debian/Ubuntu, prefer the package (npm run package:deb; docs/operations.md).
 set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: sudo scripts/install.sh [--root DIR] [--no-start]
+
+Installs cardbridge from this built checkout ("npm install" first) as a system service:
+/usr/lib/cardbridge (program; "node" links to the Node.js 20+ running this script),
+/usr/local/bin/cardbridge, /etc/systemd/system/cardbridge.service, the user cardbridge,
+/var/lib/cardbridge (local CA), /etc/cardbridge/config.json, the CA trusted in the system
+store and NSS databases, and "127.0.0.1 iccert.nhi.gov.tw # cardbridge-managed" in
+/etc/hosts. Everything it creates is recorded in /usr/lib/cardbridge/install-manifest, so
+scripts/uninstall.sh removes exactly that. Running it again upgrades in place.
+
+  --root DIR   install into a throw-away tree DIR instead of /: no user, no systemctl, no
+               update-ca-certificates (for tests); default: / (needs root)
+  --no-start   enable the service but do not start it now; default: enable and start
+  -h, --help   this text
+
+Example: sudo scripts/install.sh && cardbridge doctor
+USAGE
+}
 
 ROOT=""
 START=1
@@ -22,7 +41,7 @@ while [ $# -gt 0 ]; do
     --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
     --root=*) ROOT="${1#--root=}"; shift ;;
     --no-start) START=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,11 +72,11 @@ APP="$ROOT/usr/lib/cardbridge"
 MANIFEST="$APP/install-manifest"
 STATE="$ROOT/var/lib/cardbridge"
 CONF="$ROOT/etc/cardbridge"
-LOGS="$ROOT/var/log/cardbridge"
+CONFIG="$CONF/config.json"
 UNIT="$ROOT/etc/systemd/system/cardbridge.service"
 LINK="$ROOT/usr/local/bin/cardbridge"
 HOSTS="$ROOT/etc/hosts"
-HOSTS_LINE="127.0.0.1 iccert.nhi.gov.tw # cardbridge"
+HOSTS_LINE="127.0.0.1 iccert.nhi.gov.tw # cardbridge-managed"
 if [ -n "$ROOT" ]; then STORE="$ROOT/usr/local/share/ca-certificates"; else STORE="default"; fi
 
 # ——— the manifest: one "kind path" line per thing this script created, in creation order ———
@@ -102,6 +121,8 @@ chmod -R u=rwX,go=rX "$APP"
 chmod 0755 "$APP/bin/cardbridge.js"
 mkdir_tracked "$(dirname "$LINK")"
 if [ ! -L "$LINK" ] && [ ! -e "$LINK" ]; then ln -s /usr/lib/cardbridge/bin/cardbridge.js "$LINK"; record file "$LINK"; fi
+# The unit runs /usr/lib/cardbridge/node (the Debian package ships a runtime there).
+ln -sfn "$(readlink -f "$(command -v node)")" "$APP/node"
 CLI=(node "$APP/bin/cardbridge.js")
 
 # ——— user ———
@@ -117,21 +138,23 @@ else
   say "--root: not creating the cardbridge user"
 fi
 
-# ——— state, configuration and log directories ———
-for dir in "$STATE" "$CONF" "$LOGS"; do
+# ——— state and configuration directories ———
+for dir in "$STATE" "$CONF"; do
   mkdir_tracked "$(dirname "$dir")"
   if [ ! -d "$dir" ]; then
     mkdir "$dir"
     if [ "$dir" = "$CONF" ]; then record dir "$dir"; else record tree "$dir"; fi
   fi
 done
-chmod 0700 "$STATE" "$LOGS"
+chmod 0700 "$STATE"
 chmod 0755 "$CONF"
+# The unit passes --config /etc/cardbridge/config.json; "{}" means every default.
+if [ ! -e "$CONFIG" ]; then printf '{}\n' > "$CONFIG"; chmod 0644 "$CONFIG"; record config "$CONFIG"; fi
 
 # ——— certificates ———
 say "creating the local CA and server certificate (kept if already valid)"
 CARDBRIDGE_STATE_DIR="$STATE" "${CLI[@]}" certs init --state-dir "$STATE"
-if [ -z "$ROOT" ]; then chown -R cardbridge:cardbridge "$STATE" "$LOGS"; fi
+if [ -z "$ROOT" ]; then chown -R cardbridge:cardbridge "$STATE"; fi
 
 # NSS databases of root and of the user who ran sudo; in --root mode, the tree's /root only.
 declare -a HOMES=()
@@ -163,7 +186,8 @@ fi
 
 # ——— hosts entry ———
 mkdir_tracked "$(dirname "$HOSTS")"
-if [ ! -e "$HOSTS" ]; then : > "$HOSTS"; chmod 0644 "$HOSTS"; record file "$HOSTS"; fi
+# A hosts file created here is removed by uninstall only if nothing but our line was put in it.
+if [ ! -e "$HOSTS" ]; then : > "$HOSTS"; chmod 0644 "$HOSTS"; record hosts-file "$HOSTS"; fi
 if grep -qxF "$HOSTS_LINE" "$HOSTS"; then
   say "hosts entry already present"
 elif grep -vE '^[[:space:]]*#' "$HOSTS" | grep -qE '(^|[[:space:]])iccert\.nhi\.gov\.tw([[:space:]]|$)'; then

@@ -1,19 +1,34 @@
 #!/usr/bin/env bash
 # Removes what scripts/install.sh added, and nothing else: it replays the install manifest
-# (/usr/lib/cardbridge/install-manifest) backwards — stops and disables the service, takes the
-# local CA out of the stores it was put in, removes the hosts line marked "# cardbridge", the
-# unit, the program, the state, and the user and directories that install.sh created.
-# Files an administrator added since (e.g. /etc/cardbridge/config.json) are kept, and said so.
-#
-# Usage: scripts/uninstall.sh [--root DIR]
+# (/usr/lib/cardbridge/install-manifest) backwards. In files it did not create only its own
+# marked lines go ("# cardbridge-managed" in /etc/hosts).
 set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: sudo scripts/uninstall.sh [--root DIR]
+
+Removes what scripts/install.sh installed, and nothing else, by replaying its manifest
+(/usr/lib/cardbridge/install-manifest) backwards: stops and disables the service, takes the
+local CA out of the stores it was put in, removes the /etc/hosts line marked
+"# cardbridge-managed" (no other line), the unit, the program, the state directory
+(CA, certificate, allow-list), and the user and directories install.sh created.
+/etc/cardbridge/config.json is kept if it was edited; directories holding files of the
+administrator's own are kept. Each kept item is named.
+
+  --root DIR   uninstall from the tree an "install.sh --root DIR" made; default: / (needs root)
+  -h, --help   this text
+
+Example: sudo /usr/lib/cardbridge/scripts/uninstall.sh
+USAGE
+}
 
 ROOT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
     --root=*) ROOT="${1#--root=}"; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "uninstall.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -30,7 +45,9 @@ fi
 
 APP="$ROOT/usr/lib/cardbridge"
 MANIFEST="$APP/install-manifest"
-HOSTS_LINE="127.0.0.1 iccert.nhi.gov.tw # cardbridge"
+HOSTS_MARK="# cardbridge-managed"
+# Installs before the mark existed wrote exactly this line.
+LEGACY_HOSTS_LINE="127.0.0.1 iccert.nhi.gov.tw # cardbridge"
 [ -f "$MANIFEST" ] || die "no install manifest at $MANIFEST: cardbridge was not installed by install.sh here (nothing removed)"
 mapfile -t RECORDS < "$MANIFEST"
 
@@ -63,17 +80,25 @@ for (( i=${#RECORDS[@]}-1; i>=0; i-- )); do
   case "$kind" in
     hosts)
       [ -f "$path" ] && inside "$path" || continue
-      if grep -qxF "$HOSTS_LINE" "$path"; then
+      if grep -q " $HOSTS_MARK\$" "$path" || grep -qxF "$LEGACY_HOSTS_LINE" "$path"; then
         say "removing the hosts entry from $path"
         tmp="$(mktemp)"
-        grep -vxF "$HOSTS_LINE" "$path" > "$tmp" || true
-        if has "hosts-newline $path" && [ -s "$tmp" ]; then
-          # install.sh added a newline to a file that had none at its end: take it away again.
+        grep -v " $HOSTS_MARK\$" "$path" | grep -vxF "$LEGACY_HOSTS_LINE" > "$tmp" || true
+        if has "hosts-newline $path" && [ -s "$tmp" ] && tail -n1 "$path" | grep -q " $HOSTS_MARK\$"; then
+          # install.sh added a newline to a file that had none at its end, and our line is still
+          # the last one: take the newline away again.
           head -c -1 "$tmp" > "$tmp.2" && mv "$tmp.2" "$tmp"
         fi
         cat "$tmp" > "$path"   # in place: keeps owner, mode and bind mounts
         rm -f "$tmp"
       fi ;;
+    hosts-file)
+      # A hosts file install.sh created: removed only if nothing of the administrator's is in it.
+      inside "$path" && [ -f "$path" ] || continue
+      if [ -s "$path" ]; then say "keeping $path: it holds lines that install.sh did not put there"; else rm -f "$path"; fi ;;
+    config)
+      inside "$path" && [ -f "$path" ] || continue
+      if [ "$(cat "$path")" = "{}" ]; then rm -f "$path"; else say "keeping $path: it was edited"; fi ;;
     nssdb)
       # An NSS database install.sh created: remove it only if nothing else was stored in it since.
       inside "$path" && [ -d "$path/nssdb" ] || continue

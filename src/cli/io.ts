@@ -32,6 +32,8 @@ export interface CliCommand {
   name: string;
   summary: string;
   usage: string;
+  /** More lines for `--help`: each option with its default, an example. */
+  help?: string[];
   run(args: string[], io: CliIO): Promise<number>;
 }
 

@@ -36,6 +36,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   if (rest.includes('--help') || rest.includes('-h')) {
     io.out(`${command.summary}.`);
     io.out(`Usage: ${command.usage}`);
+    for (const line of command.help ?? []) io.out(line);
     return EXIT.ok;
   }
   try {

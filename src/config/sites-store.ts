@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chown, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CardBridgeError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -90,6 +90,10 @@ export class SitesStore {
   private async write(file: SitesFile): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`, 0o600);
+    // "sudo cardbridge sites allow" on a system install: the file stays the service user's,
+    // or the daemon (running as that user) could no longer read its allow-list.
+    const owner = await stat(dirname(this.path));
+    if (process.getuid?.() === 0 && owner.uid !== 0) await chown(this.path, owner.uid, owner.gid);
     this.cached = undefined;
   }
 

@@ -10,6 +10,7 @@ import { type TrustEnvironment, defaultTrustEnvironment, trustStatus } from '../
 import { type ProcessInfo, canListen, portHolders } from './ports.js';
 import { DEFAULT_LISTENERS, type ListenerSpec } from '../config/listeners.js';
 import { NHI_SAM_DEFAULT_HOST, NHI_SAM_DEFAULT_PORT, SamClientError, type SamClientOptions, checkSamHealth } from '../services/nhi/sam-client.js';
+import { DEFAULT_CONFIG, type DaemonConfig, loadConfig } from '../daemon/config.js';
 
 export { DEFAULT_LISTENERS, type ListenerSpec }; // re-exported for doctor's callers
 
@@ -33,7 +34,7 @@ export interface Check {
 
 
 export const NHI_HOSTNAME = 'iccert.nhi.gov.tw';
-export const HOSTS_MARKER = '# cardbridge';
+export const HOSTS_MARKER = '# cardbridge-managed';
 export const HOSTS_LINE = `127.0.0.1 ${NHI_HOSTNAME} ${HOSTS_MARKER}`;
 
 export const LNA_POLICY_EXAMPLE = {
@@ -52,6 +53,9 @@ export interface DoctorRegistry {
 export interface DoctorOptions {
   /** Creates (does not start) the registry; default: real PC/SC. May throw (addon missing). */
   registry?: () => DoctorRegistry;
+  /** The configuration file to check and take the state directory and listeners from (undefined: built-in defaults). */
+  configFile?: string | undefined;
+  /** Overrides the configuration's listeners (tests). */
   listeners?: readonly ListenerSpec[];
   procRoot?: string;
   stateDir?: string;
@@ -69,6 +73,10 @@ export interface DoctorOptions {
 
 export interface DoctorReport {
   ok: boolean;
+  /** The configuration file read, or null when none exists and the defaults applied. */
+  configFile: string | null;
+  /** The state directory checked (certificates, allow-list). */
+  stateDir: string;
   checks: Check[];
 }
 
@@ -229,7 +237,7 @@ async function certificateChecks(stateDir: string, trust: TrustEnvironment, now:
 
 function hostsCheck(hostsFile: string): Check {
   const title = `Hosts entry for ${NHI_HOSTNAME}`;
-  const fix = `Add the line "${HOSTS_LINE}" to ${hostsFile} (scripts/install.sh does this), so NHI pages reach the local nhi-ws listener.`;
+  const fix = `Add the line "${HOSTS_LINE}" to ${hostsFile} (the Debian package and scripts/install.sh add it), so NHI pages reach the local nhi-ws listener.`;
   let text: string;
   try {
     text = readFileSync(hostsFile, 'utf8');
@@ -314,16 +322,37 @@ export async function samCheck(sam: SamClientOptions): Promise<Check> {
   }
 }
 
+/** The configuration as the daemon would read it; a bad file is a failed check and the defaults stand in. */
+function configCheck(file: string | undefined): { config: DaemonConfig; check: Check } {
+  const title = 'Configuration';
+  if (!file) return { config: structuredClone(DEFAULT_CONFIG), check: { id: 'config', title, status: 'info', detail: 'no configuration file: the built-in defaults apply (docs/configuration.md)' } };
+  try {
+    return { config: loadConfig(file), check: { id: 'config', title, status: 'ok', detail: `${file} is valid` } };
+  } catch (e) {
+    return {
+      config: structuredClone(DEFAULT_CONFIG),
+      check: { id: 'config', title, status: 'fail', detail: (e as Error).message, fix: `Correct that setting in ${file}; docs/configuration.md lists every setting. The daemon will not start until it is fixed.` },
+    };
+  }
+}
+
+/** The listeners a daemon with this configuration runs: enabled ones, on their configured ports. */
+function configuredListeners(config: DaemonConfig): ListenerSpec[] {
+  return DEFAULT_LISTENERS.filter((l) => config.listeners[l.name].enabled).map((l) => ({ ...l, port: config.listeners[l.name].port }));
+}
+
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
-  const stateDir = options.stateDir ?? defaultStateDir();
+  const { config, check: configStatus } = configCheck(options.configFile);
+  const stateDir = options.stateDir ?? config.stateDir ?? defaultStateDir();
   const checks: Check[] = [
+    configStatus,
     ...(await readerChecks(options.registry ?? (() => new PcscReaderRegistry({ reconnectIntervalMs: 60_000 })))),
-    ...(await listenerChecks(options.listeners ?? DEFAULT_LISTENERS, options.procRoot ?? '/proc', options.isCardbridge ?? isCardbridgeProcess)),
+    ...(await listenerChecks(options.listeners ?? configuredListeners(config), options.procRoot ?? '/proc', options.isCardbridge ?? isCardbridgeProcess)),
     ...(await certificateChecks(stateDir, options.trust ?? defaultTrustEnvironment(), options.now ?? new Date())),
     hostsCheck(options.hostsFile ?? '/etc/hosts'),
     allowListCheck(stateDir),
     lnaNote(),
     ...(options.sam ? [await samCheck(options.sam)] : []),
   ];
-  return { ok: checks.every((c) => c.status !== 'fail'), checks };
+  return { ok: checks.every((c) => c.status !== 'fail'), configFile: options.configFile ?? null, stateDir, checks };
 }

@@ -171,6 +171,20 @@ export const certsCommand: CliCommand = {
   name: 'certs',
   summary: 'Create, trust, check and renew the local CA and server certificate for the HTTPS listeners',
   usage: USAGE,
+  help: [
+    '',
+    'Actions: init creates the local CA and server certificate (kept while valid); trust puts the CA into the',
+    'system store and NSS databases; status shows it and where it is trusted; renew replaces both and re-trusts;',
+    'untrust removes every cardbridge CA from the stores.',
+    '',
+    'Options:',
+    '  --state-dir DIR         where ca.pem, server.pem and server-key.pem live (default $CARDBRIDGE_STATE_DIR, /var/lib/cardbridge as root)',
+    '  --json                  print status as JSON',
+    '  --system-store DIR|none the system CA directory (default /usr/local/share/ca-certificates, then update-ca-certificates; none: skip it)',
+    "  --home DIR              a home whose NSS databases to use; repeatable (default $HOME and $SUDO_USER's)",
+    '',
+    'Example: sudo cardbridge certs status',
+  ],
   async run(args, io) {
     const { action, options } = parse(args);
     switch (action) {

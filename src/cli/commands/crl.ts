@@ -238,6 +238,22 @@ export const crlCommand: CliCommand = {
   name: 'crl',
   summary: 'download and check the CRLs that cardbridge/verify uses for revocation (operators of relying sites)',
   usage: USAGE,
+  help: [
+    '',
+    'Options:',
+    '  --dir DIR                  the CRL directory (fetch writes it, status reads it, the verifier uses it)',
+    '  --url URL                  fetch this CRL too (repeatable; default: the CA certificates\' distribution points)',
+    '  --from-cert FILE           also fetch the CRLs a certificate names (repeatable)',
+    '  --ca FILE                  an extra CA certificate to check CRL signatures with (repeatable; certs/ is always used)',
+    '  --timeout SECONDS          per download',
+    '  --dry-run                  print what would be fetched, fetch nothing',
+    '  --max-staleness-hours H    status: how long after nextUpdate a CRL still counts as current',
+    '  --json                     status as JSON',
+    '',
+    'fetch is the only command that goes to the network for this; status exits 0 only when every CRL is current.',
+    '',
+    'Example: cardbridge crl fetch --dir /var/lib/mysite/crl && cardbridge crl status --dir /var/lib/mysite/crl',
+  ],
   async run(args: string[], io: CliIO): Promise<number> {
     const { values, positionals } = parseCommandArgs(args, OPTIONS, true);
     const [action, ...extra] = positionals;

@@ -43,6 +43,15 @@ export const demoCommand: CliCommand = {
   name: 'demo',
   summary: 'Run the demo: the daemon with mock readers and virtual cards, plus a demo relying site',
   usage: 'cardbridge demo [--state-dir DIR] [--config FILE] [--site-port N]',
+  help: [
+    '',
+    'Options:',
+    '  --state-dir DIR  where the demo keeps its CA and allow-list (default: the usual state directory)',
+    '  --config FILE    a configuration file (docs/configuration.md; default: the built-in defaults)',
+    "  --site-port N    the demo site's port (default 39444)",
+    '',
+    'Example: cardbridge demo --state-dir /tmp/cardbridge-demo',
+  ],
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, { 'state-dir': { type: 'string' }, config: { type: 'string' }, 'site-port': { type: 'string' } }, true);
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);

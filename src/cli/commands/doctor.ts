@@ -1,10 +1,10 @@
 import { runDoctor, type Check, type CheckStatus, type DoctorOptions } from '../../doctor/doctor.js';
 import { runCardChecks } from '../../doctor/card-check.js';
 import { defaultTrustEnvironment } from '../../certs/trust.js';
+import { SYSTEM_CONFIG_FILE, configFile, loadConfig } from '../../daemon/config.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT, type CliCommand, type CliIO, UsageError } from '../io.js';
 import { openRegistry } from '../reader-source.js';
-import { loadConfig } from '../../daemon/config.js';
 
 /** The health check is a diagnostic: doctor does not wait as long as a login would. */
 const SAM_CHECK_TIMEOUT_MS = 5000;
@@ -46,6 +46,24 @@ export function createDoctorCommand(defaults: DoctorOptions = {}, samFromConfig 
     name: 'doctor',
     summary: 'Check pcscd, readers, listener ports, certificate trust, hosts entry, browser policy and the reachability of NHI\'s cloud SAM, with a fix for each problem',
     usage: 'cardbridge doctor [--json] [--config FILE] [--sam HOST:PORT|none] [--state-dir DIR] [--system-store DIR|none] [--home DIR]... | cardbridge doctor --card [--reader NAME] [--json] [--mock]',
+    help: [
+      '',
+      'Options:',
+      '  --json                  print the report as JSON ({ok, configFile, stateDir, checks: [{id, title, status, detail, fix}]})',
+      `  --config FILE           the configuration to check (default ${SYSTEM_CONFIG_FILE} if it exists); its listeners, state directory and NHI SAM are used`,
+      "  --state-dir DIR         the state directory to check (default: the configuration's, else $CARDBRIDGE_STATE_DIR, /var/lib/cardbridge as root)",
+      '  --system-store DIR|none the CA store to check (default /usr/local/share/ca-certificates; none: skip it)',
+      '  --home DIR              a home whose NSS databases (~/.pki/nssdb, Firefox profiles) to check; repeatable (default $HOME and $SUDO_USER\'s)',
+      '  --sam HOST:PORT|none    the NHI cloud SAM to reach with the plain health check (default: the configuration\'s; none: skip it)',
+      '  --card                  instead: read-only checks of the card in a reader (never sends a PIN, prints no holder data)',
+      '  --reader NAME           with --card: the reader to check (default: every reader)',
+      '  --mock                  with --card: the virtual readers and cards instead of pcscd',
+      '',
+      'Exit status: 0 when no check failed, 1 otherwise. Run it with sudo to name processes of other users holding a port.',
+      '',
+      'Example: sudo cardbridge doctor --json',
+      'Example: cardbridge doctor --card',
+    ],
     async run(args, io) {
       const { values } = parseCommandArgs(args, {
         json: { type: 'boolean' },
@@ -60,11 +78,11 @@ export function createDoctorCommand(defaults: DoctorOptions = {}, samFromConfig 
       });
       if (values.card) return cardDoctor(io, values.json ?? false, values.mock ?? false, values.reader);
       if (values.reader !== undefined || values.mock) throw new UsageError('doctor: --reader and --mock go with --card');
-      const options: DoctorOptions = { ...defaults };
+      const options: DoctorOptions = { ...defaults, configFile: configFile(values.config ?? defaults.configFile) };
       if (values.sam === 'none') delete options.sam;
       else if (values.sam !== undefined) options.sam = { ...samTarget(values.sam), connectTimeoutMs: SAM_CHECK_TIMEOUT_MS, stepTimeoutMs: SAM_CHECK_TIMEOUT_MS };
       else if (samFromConfig && !options.sam) {
-        const { host, port, connectTimeoutMs, stepTimeoutMs } = loadConfig(values.config).nhiSam;
+        const { host, port, connectTimeoutMs, stepTimeoutMs } = loadConfig(options.configFile).nhiSam;
         options.sam = { host, port, connectTimeoutMs: Math.min(connectTimeoutMs, SAM_CHECK_TIMEOUT_MS), stepTimeoutMs: Math.min(stepTimeoutMs, SAM_CHECK_TIMEOUT_MS) };
       }
       if (values['state-dir']) options.stateDir = values['state-dir'];
@@ -80,6 +98,9 @@ export function createDoctorCommand(defaults: DoctorOptions = {}, samFromConfig 
       if (values.json) {
         io.out(JSON.stringify(report, null, 2));
       } else {
+        io.out(`Configuration:   ${report.configFile ?? `none (${SYSTEM_CONFIG_FILE} does not exist): built-in defaults`}`);
+        io.out(`State directory: ${report.stateDir}`);
+        io.out('');
         printChecks(io, report.checks);
         const failed = report.checks.filter((c) => c.status === 'fail').length;
         io.out('');

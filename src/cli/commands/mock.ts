@@ -11,6 +11,13 @@ export const mockCommand: CliCommand = {
   name: 'mock',
   summary: 'Mock mode tools: "mock pki --out DIR" writes the test CA chain for your back end (for serve --mock --pki DIR)',
   usage: 'cardbridge mock pki --out DIR',
+  help: [
+    '',
+    'Options:',
+    '  --out DIR    where the test PKI lives: made once (CA and card keys, private keys mode 0600), reused after',
+    '',
+    'Example: cardbridge mock pki --out ./test-pki && cardbridge serve --mock --pki ./test-pki',
+  ],
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, { out: { type: 'string' } }, true);
     if (positionals.length !== 1 || positionals[0] !== 'pki') throw new UsageError('the only mock command is "cardbridge mock pki --out DIR"');

@@ -170,6 +170,16 @@ export const readCommand: CliCommand = {
   name: 'read',
   summary: 'Read a card: "read nhi" (health insurance card data) or "read moica" (citizen certificate card and certificates)',
   usage: 'cardbridge read <nhi|moica> [--reader NAME] [--json] [--reveal] [--mock]',
+  help: [
+    '',
+    'Options:',
+    '  --reader NAME  the reader to use (default: the one holding that kind of card)',
+    '  --json         print the data as JSON',
+    '  --reveal       show the ID number in full (default: masked)',
+    '  --mock         the virtual readers and cards instead of pcscd',
+    '',
+    'Example: cardbridge read nhi --json',
+  ],
   async run(args, io) {
     const [kind, ...rest] = args;
     if (kind === undefined || kind.startsWith('-')) throw new UsageError('read: say which card to read: "read nhi" (or "read moica")');

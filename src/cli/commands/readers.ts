@@ -29,6 +29,14 @@ export const readersCommand: CliCommand = {
   name: 'readers',
   summary: 'List card readers, whether a card is in each, its ATR and what card it is',
   usage: 'cardbridge readers [--json] [--mock]',
+  help: [
+    '',
+    'Options:',
+    '  --json  print {available, readers: [{name, cardPresent, atr, card}]} as JSON',
+    '  --mock  the virtual readers and cards instead of pcscd',
+    '',
+    'Example: cardbridge readers --json',
+  ],
   async run(args, io) {
     const { values } = parseCommandArgs(args, { json: { type: 'boolean' }, mock: { type: 'boolean' } });
     let registry: Awaited<ReturnType<typeof openRegistry>>;

@@ -133,6 +133,20 @@ export function createSignCommand(options: SignCommandOptions = {}): CliCommand 
     name: 'sign',
     summary: 'Sign a file with a citizen certificate card (自然人憑證): PKCS#1 or CMS',
     usage: USAGE,
+    help: [
+      '',
+      'Options:',
+      '  --in FILE       the data to sign',
+      '  --hash NAME     sha1, sha256, sha384 or sha512 (default sha256)',
+      '  --format NAME   cms (CMS SignedData, DER) or pkcs1 (the bare RSA signature); default cms',
+      '  --detached      cms without the data inside (default: attached)',
+      '  --pin-stdin     read the PIN from the first line of stdin (default: typed, not echoed)',
+      '  --out FILE      write the signature there (default: base64 on stdout)',
+      '  --reader NAME   the reader to use (default: the one holding a MOICA card)',
+      '  --mock          the virtual readers and cards instead of pcscd',
+      '',
+      'Example: cardbridge sign --in file.pdf --out file.p7s',
+    ],
     async run(args, io) {
       const { values } = parseCommandArgs(args, SIGN_OPTIONS);
       const input = values.in;

@@ -1,6 +1,6 @@
 import { defaultStateDir } from '../../config/paths.js';
 import { SitesStore } from '../../config/sites-store.js';
-import { loadConfig } from '../../daemon/config.js';
+import { configFile, loadConfig } from '../../daemon/config.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT, UsageError, type CliCommand } from '../io.js';
 import { formatTable } from '../table.js';
@@ -9,9 +9,22 @@ export const sitesCommand: CliCommand = {
   name: 'sites',
   summary: 'Which web sites may use cardbridge: list, allow a site (pattern), revoke a site and its consents',
   usage: 'cardbridge sites list|allow PATTERN|revoke ORIGIN [--json] [--config FILE] [--state-dir DIR]',
+  help: [
+    '',
+    'Actions: list (the default) shows the allow-list and remembered consents; allow adds an origin pattern',
+    "(https://host, https://*.domain, optional :port); revoke removes a pattern and that origin's consents.",
+    'The running daemon sees a change at once.',
+    '',
+    'Options:',
+    '  --json           print the list as JSON',
+    '  --config FILE    the configuration whose stateDir and allowedOrigins apply (default /etc/cardbridge/config.json if it exists)',
+    "  --state-dir DIR  where sites.json lives (default: the configuration's, else $CARDBRIDGE_STATE_DIR, /var/lib/cardbridge as root)",
+    '',
+    'Example: sudo cardbridge sites allow https://*.example.gov.tw',
+  ],
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' }, config: { type: 'string' }, 'state-dir': { type: 'string' } }, true);
-    const config = loadConfig(values.config);
+    const config = loadConfig(configFile(values.config));
     const store = SitesStore.inStateDir(values['state-dir'] ?? config.stateDir ?? defaultStateDir(), config.allowedOrigins);
     const [action, target, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);

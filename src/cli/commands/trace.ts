@@ -77,6 +77,20 @@ export function createTraceCommand(options: TraceCommandOptions = {}): CliComman
     name: 'trace',
     summary: 'Record the card exchange of one operation to a file for a bug report (PINs and NHI holder data removed)',
     usage: USAGE,
+    help: [
+      '',
+      `Operations: ${TRACE_OPERATIONS.join(', ')}.`,
+      '',
+      'Options:',
+      '  --out FILE                         where to write the trace (JSON, mode 0600); PINs and NHI holder data are removed',
+      '  --reader NAME                      the reader to use (default: the first with the right card)',
+      '  --pin-stdin                        read the PIN from the first line of standard input instead of asking',
+      '  --virtual nhi|moica-gen1|moica-gen2  record from the project\'s virtual card instead of a reader',
+      '',
+      'Run "cardbridge doctor --card" first; docs/field-testing.md says what a trace contains.',
+      '',
+      'Example: cardbridge trace nhi-read --out nhi-read.json',
+    ],
     async run(args, io) {
       const { values, positionals } = parseCommandArgs(args, OPTIONS, true);
       const operation = positionals.join('-');

@@ -73,6 +73,17 @@ export const waitCommand: CliCommand = {
   name: 'wait',
   summary: 'Wait until the daemon answers (exit 0), or fail after --timeout seconds (for scripts and CI)',
   usage: `cardbridge wait [--url https://127.0.0.1:${NATIVE_DEFAULT_PORT} | --ready-file FILE] [--timeout SECONDS (default ${DEFAULT_TIMEOUT_S})]`,
+  help: [
+    '',
+    'Options:',
+    `  --url URL            the native listener to ask for /v1/status (default https://127.0.0.1:${NATIVE_DEFAULT_PORT})`,
+    '  --ready-file FILE    wait for the file serve --ready-file writes, then ask the native URL it names',
+    `  --timeout SECONDS    give up after this long, exit 1 (default ${DEFAULT_TIMEOUT_S})`,
+    '',
+    'Only liveness is checked (the certificate is not), so it works before the local CA is trusted.',
+    '',
+    'Example: cardbridge serve --mock --ready-file /tmp/cb.ready & cardbridge wait --ready-file /tmp/cb.ready --timeout 60',
+  ],
   async run(args, io) {
     const { values } = parseCommandArgs(args, { url: { type: 'string' }, 'ready-file': { type: 'string' }, timeout: { type: 'string' } });
     const timeout = parseTimeout(values.timeout);

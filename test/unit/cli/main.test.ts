@@ -45,6 +45,38 @@ describe('cardbridge CLI', () => {
     expect(io.stdout).toContain('Usage: cardbridge readers [--json] [--mock]');
   });
 
+  it('serve --help lists the five listeners with their ports, the configuration file and an example', async () => {
+    const io = captureIO();
+    expect(await main(['serve', '--help'], io)).toBe(0);
+    const text = io.stdout.join('\n');
+    for (const [name, url] of [['native', 'https://127.0.0.1:39443'], ['hipki', 'http://127.0.0.1:61161'], ['nhi-ws', 'https://127.0.0.1:7777'], ['nhi-http', 'http://127.0.0.1:59001'], ['nhi-https', 'https://127.0.0.1:59002']]) {
+      expect(text).toMatch(new RegExp(`^\\s+${name}\\s+${url}\\s+\\S`, 'm'));
+    }
+    expect(text).toContain('/etc/cardbridge/config.json');
+    expect(text).toContain('--state-dir DIR');
+    expect(text).toMatch(/^Example: cardbridge serve/m);
+  });
+
+  it('doctor --help explains every option with an example', async () => {
+    const io = captureIO();
+    expect(await main(['doctor', '--help'], io)).toBe(0);
+    const text = io.stdout.join('\n');
+    for (const option of ['--json', '--config FILE', '--state-dir DIR', '--system-store DIR|none', '--home DIR']) expect(text).toMatch(new RegExp(`^\\s+${option.replace('|', '\\|')}\\s+\\S`, 'm'));
+    expect(text).toMatch(/^Example: sudo cardbridge doctor/m);
+  });
+
+  it('every command\'s --help explains each option of its usage line and gives an example', async () => {
+    const { COMMANDS } = await import('../../../src/cli/commands/index.js');
+    for (const command of COMMANDS) {
+      const io = captureIO();
+      expect(await main([command.name, '--help'], io)).toBe(0);
+      const text = io.stdout.join('\n');
+      const options = [...command.usage.matchAll(/--[a-z-]+/g)].map((m) => m[0]);
+      for (const option of options) expect([command.name, option, text]).toEqual([command.name, option, expect.stringMatching(new RegExp(`^\\s+${option}\\b.*\\S`, 'm'))]);
+      expect([command.name, text]).toEqual([command.name, expect.stringMatching(/^Example: (sudo )?cardbridge /m)]);
+    }
+  });
+
   it('lists the mock readers as a table and as JSON', async () => {
     const table = captureIO();
     expect(await main(['readers', '--mock'], table)).toBe(0);

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../../src/cli/main.js';
 import { SitesStore } from '../../../src/config/sites-store.js';
 import { captureIO } from '../../helpers/capture-io.js';
+import { describeGated } from '../../helpers/system-rig.js';
 
 describe('cardbridge sites', () => {
   let dir: string;
@@ -47,5 +48,19 @@ describe('cardbridge sites', () => {
     expect(await run('allow', 'example.com')).toMatchObject({ code: 1, stderr: [expect.stringContaining('Invalid origin pattern')] });
     expect((await run('allow')).code).toBe(2);
     expect((await run('frobnicate')).stderr[0]).toContain('unknown action "frobnicate"');
+  });
+});
+
+describeGated('cardbridge sites run by root on a system install', process.getuid?.() === 0 ? undefined : 'needs root (chown)', () => {
+  it('leaves sites.json to the state directory\'s owner, so the service can still read it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cardbridge-sites-'));
+    try {
+      chownSync(dir, 65534, 65534); // the service user's directory
+      expect(await main(['sites', 'allow', 'https://example.com', '--state-dir', dir], captureIO())).toBe(0);
+      const file = statSync(join(dir, 'sites.json'));
+      expect([file.uid, file.gid, file.mode & 0o777]).toEqual([65534, 65534, 0o600]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

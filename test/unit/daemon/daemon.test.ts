@@ -100,9 +100,9 @@ describe('config file', () => {
     ['a list', '[]', /expected a JSON object/],
     ['a typo', '{"allowedOrigin":[]}', /unknown setting "allowedOrigin"/],
     ['a bad pattern', '{"allowedOrigins":["gov.tw"]}', /Invalid origin pattern/],
-    ['a bad port', '{"listeners":{"native":{"port":70000}}}', /port number/],
+    ['a bad port', '{"listeners":{"native":{"port":70000}}}', /listeners.native.port must be at most 65535/],
     ['a bad level', '{"logLevel":"loud"}', /logLevel/],
-    ['an unknown listener', '{"listeners":{"hipky":{}}}', /unknown listener "hipky"/],
+    ['an unknown listener', '{"listeners":{"hipky":{}}}', /unknown setting "listeners.hipky"/],
     ['a bad rate limit', '{"rateLimit":{"perSecond":0}}', /rateLimit.perSecond/],
     ['a rate-limit typo', '{"rateLimit":{"perSec":5}}', /unknown setting "rateLimit.perSec"/],
   ])('explains %s', (_name, content, message) => {

@@ -181,6 +181,45 @@ describe('cardbridge doctor', () => {
     expect(report.checks.find((c) => c.id === 'pcsc')?.status).toBe('fail');
   });
 
+  it('says which configuration and state directory it used, as text and as --json', async () => {
+    const options = await basics();
+    const file = join(dir, 'config.json');
+    writeFileSync(file, '{"logLevel":"debug"}\n');
+    const text = captureIO();
+    await createDoctorCommand(options).run(['--config', file], text);
+    expect(text.stdout.slice(0, 2)).toEqual([`Configuration:   ${file}`, `State directory: ${options.stateDir}`]);
+    const json = captureIO();
+    await createDoctorCommand(options).run(['--config', file, '--json'], json);
+    expect(JSON.parse(json.stdout.join('\n'))).toMatchObject({ configFile: file, stateDir: options.stateDir, checks: expect.arrayContaining([expect.objectContaining({ id: 'config', status: 'ok' })]) });
+  });
+
+  it('uses the configuration\'s state directory and listener ports', async () => {
+    const { listeners: _unused, stateDir: _default, ...options } = await basics();
+    const port = await listen();
+    const file = join(dir, 'config.json');
+    const stateDir = join(dir, 'configured-state');
+    const off = Object.fromEntries(['native', 'nhi-ws', 'nhi-http', 'nhi-https'].map((n) => [n, { enabled: false }]));
+    writeFileSync(file, JSON.stringify({ stateDir, listeners: { ...off, hipki: { port } } }));
+    const report = await runDoctor({ ...options, configFile: file });
+    expect(report.stateDir).toBe(stateDir);
+    expect(report.checks.filter((c) => c.id.startsWith('port:')).map((c) => [c.id, c.title, c.status])).toEqual([['port:hipki', `Listener hipki (http://127.0.0.1:${port})`, 'fail']]);
+  });
+
+  it('fails on a bad configuration file with the key and the fix, and checks the rest with defaults', async () => {
+    const file = join(dir, 'config.json');
+    writeFileSync(file, '{"listeners":{"hipki":{"port":0}}}');
+    const report = await runDoctor({ ...(await basics()), configFile: file });
+    expect(check(report, 'config')).toMatchObject({ status: 'fail', detail: `${file}: listeners.hipki.port must be at least 1 (got 0)`, fix: expect.stringContaining('docs/configuration.md') });
+    expect(check(report, 'hosts').status).toBe('ok');
+    expect(report.ok).toBe(false);
+  });
+
+  it('says when no configuration file exists and the defaults apply', async () => {
+    const report = await runDoctor({ ...(await basics()), configFile: undefined });
+    expect(check(report, 'config')).toMatchObject({ status: 'info', detail: expect.stringContaining('built-in defaults') });
+    expect(report.configFile).toBeNull();
+  });
+
   async function basics(): Promise<DoctorOptions> {
     writeFileSync(join(dir, 'hosts'), `${HOSTS_LINE}\n`);
     return {

@@ -58,7 +58,11 @@ describe('scripts/install.sh --root and scripts/uninstall.sh --root', () => {
     expect(first.output).toContain('cardbridge install: done');
     expect(first.code).toBe(0);
     const hosts = readFileSync(join(root, 'etc', 'hosts'), 'utf8');
-    expect(hosts).toBe('127.0.0.1 localhost\n::1 localhost ip6-localhost\n127.0.0.1 iccert.nhi.gov.tw # cardbridge\n');
+    expect(hosts).toBe('127.0.0.1 localhost\n::1 localhost ip6-localhost\n127.0.0.1 iccert.nhi.gov.tw # cardbridge-managed\n');
+    expect(readFileSync(join(root, 'etc', 'cardbridge', 'config.json'), 'utf8')).toBe('{}\n');
+    expect(existsSync(join(root, 'var', 'log', 'cardbridge'))).toBe(false); // logs go to the journal
+    // The unit runs /usr/lib/cardbridge/node: here, a link to the node that ran the install.
+    expect(lstatSync(join(root, 'usr', 'lib', 'cardbridge', 'node')).isSymbolicLink()).toBe(true);
     expect(readFileSync(join(root, 'etc', 'systemd', 'system', 'cardbridge.service'), 'utf8')).toBe(readFileSync(unitFile, 'utf8'));
     for (const f of ['ca.pem', 'server.pem', 'server-key.pem']) expect(existsSync(join(root, 'var', 'lib', 'cardbridge', f))).toBe(true);
     expect(lstatSync(join(root, 'var', 'lib', 'cardbridge', 'server-key.pem')).mode & 0o777).toBe(0o600);
@@ -86,16 +90,37 @@ describe('scripts/install.sh --root and scripts/uninstall.sh --root', () => {
     expect(listing(root)).toEqual(before);
   }, 120_000);
 
-  it('keeps what an administrator added after installing', () => {
+  it('keeps what an administrator added after installing: an edited configuration, a hosts line in a file install created', () => {
     expect(sh('install.sh', ['--root', root]).code).toBe(0);
-    writeFileSync(join(root, 'etc', 'cardbridge', 'config.json'), '{}\n');
+    writeFileSync(join(root, 'etc', 'cardbridge', 'config.json'), '{"logLevel":"debug"}\n');
+    writeFileSync(join(root, 'etc', 'hosts'), `${readFileSync(join(root, 'etc', 'hosts'), 'utf8')}10.0.0.1 intranet\n`);
     const removed = sh('uninstall.sh', ['--root', root]);
     expect(removed.code).toBe(0);
-    expect(removed.output).toContain(`keeping ${join(root, 'etc', 'cardbridge')}`);
-    expect(readFileSync(join(root, 'etc', 'cardbridge', 'config.json'), 'utf8')).toBe('{}\n');
+    expect(removed.output).toContain(`keeping ${join(root, 'etc', 'cardbridge', 'config.json')}`);
+    expect(readFileSync(join(root, 'etc', 'cardbridge', 'config.json'), 'utf8')).toBe('{"logLevel":"debug"}\n');
     expect(existsSync(join(root, 'usr', 'lib', 'cardbridge'))).toBe(false);
-    expect(existsSync(join(root, 'etc', 'hosts'))).toBe(false); // install.sh created it, so it went
+    expect(readFileSync(join(root, 'etc', 'hosts'), 'utf8')).toBe('10.0.0.1 intranet\n');
   }, 120_000);
+
+  it('removes only its own marked hosts line, wherever it sits, and no line of the administrator\'s', () => {
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc', 'hosts'), '127.0.0.1 localhost\n');
+    expect(sh('install.sh', ['--root', root]).code).toBe(0);
+    // The administrator adds lines after ours, one of them mentioning cardbridge in a comment.
+    const own = '127.0.0.1 localhost\n127.0.0.1 iccert.nhi.gov.tw # cardbridge-managed\n10.0.0.2 printer # cardbridge test box\n';
+    writeFileSync(join(root, 'etc', 'hosts'), own);
+    expect(sh('uninstall.sh', ['--root', root]).code).toBe(0);
+    expect(readFileSync(join(root, 'etc', 'hosts'), 'utf8')).toBe('127.0.0.1 localhost\n10.0.0.2 printer # cardbridge test box\n');
+  }, 120_000);
+
+  it.each(['install.sh', 'uninstall.sh'])('%s --help explains the usage and every option', (script) => {
+    const help = sh(script, ['--help']);
+    expect(help.code).toBe(0);
+    expect(help.output).toMatch(new RegExp(`^Usage: (sudo )?scripts/${script.replace('.', '\\.')} `, 'm'));
+    expect(help.output).toMatch(/^ {2}--root DIR {2,}\S/m);
+    expect(help.output).toMatch(/^Example: /m);
+    expect(help.output).not.toMatch(/^#|set -euo|^\s*esac/m); // not lines of the script
+  });
 
   it('refuses to uninstall without a manifest and removes nothing', () => {
     writeFileSync(join(root, 'hosts'), 'x\n');
@@ -120,7 +145,6 @@ describe('systemd/cardbridge.service', () => {
       ['ProtectKernelTunables', 'yes'], ['ProtectKernelModules', 'yes'], ['ProtectKernelLogs', 'yes'], ['ProtectClock', 'yes'],
       ['ProtectHostname', 'yes'], ['RestrictNamespaces', 'yes'], ['RestrictRealtime', 'yes'], ['RestrictSUIDSGID', 'yes'],
       ['UMask', '0077'], ['Restart', 'on-failure'], ['StateDirectory', 'cardbridge'], ['ConfigurationDirectory', 'cardbridge'],
-      ['LogsDirectory', 'cardbridge'],
     ] as const) {
       expect([key, settings(key)]).toEqual([key, [value]]);
     }
@@ -130,7 +154,17 @@ describe('systemd/cardbridge.service', () => {
     expect(settings('IPAddressDeny')).toEqual([]);
     expect(unit).toMatch(/IPAddressDeny=any here would break that login/);
     expect(unit).toMatch(/MemoryDenyWriteExecute= is deliberately NOT set: V8/);
-    expect(settings('ExecStart')).toEqual(['/usr/lib/cardbridge/bin/cardbridge.js serve']);
+    expect(settings('ExecStart')).toEqual(['/usr/lib/cardbridge/node /usr/lib/cardbridge/bin/cardbridge.js serve --config /etc/cardbridge/config.json']);
+  });
+
+  it('sets only environment variables that cardbridge reads', () => {
+    const source = execFileSync('grep', ['-rhoE', 'env\\.[A-Z_]+', join(repo, 'src')], { encoding: 'utf8' });
+    const read = new Set(source.split('\n').filter(Boolean).map((m) => m.slice(4)));
+    const set = settings('Environment').map((e) => e!.split('=')[0]!);
+    expect(set.length).toBeGreaterThan(0);
+    expect(set.filter((name) => !read.has(name))).toEqual([]);
+    // Nothing is logged to files: the journal keeps the logs, so no log directory either.
+    expect(settings('LogsDirectory')).toEqual([]);
   });
 
   /** The unit with ExecStart pointing at a stand-in, since /usr/lib/cardbridge is not installed here. */
@@ -138,7 +172,7 @@ describe('systemd/cardbridge.service', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cardbridge-unit-'));
     writeFileSync(join(dir, 'cardbridge.js'), '#!/usr/bin/env node\n');
     chmodSync(join(dir, 'cardbridge.js'), 0o755);
-    writeFileSync(join(dir, 'cardbridge.service'), unit.replace('ExecStart=/usr/lib/cardbridge/bin/cardbridge.js', `ExecStart=${dir}/cardbridge.js`));
+    writeFileSync(join(dir, 'cardbridge.service'), unit.replace('ExecStart=/usr/lib/cardbridge/node /usr/lib/cardbridge/bin/cardbridge.js', `ExecStart=${dir}/cardbridge.js`));
     return dir;
   }
 
