@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Removes what scripts/install.sh added, and nothing else: it replays the install manifest
 # (/usr/lib/cardbridge/install-manifest) backwards — stops and disables the service, takes the
-# local CA out of the stores it was put in, removes the hosts line marked "# cardbridge", the
+# local CA out of the stores it was put in, removes the browser policies, the hosts line marked "# cardbridge", the
 # unit, the program, the state, and the user and directories that install.sh created.
 # Files an administrator added since (e.g. /etc/cardbridge/config.json) are kept, and said so.
 #
@@ -56,6 +56,13 @@ if [ -n "$(values trust)" ] && [ -f "$APP/bin/cardbridge.js" ]; then
   node "$APP/bin/cardbridge.js" certs untrust "${args[@]}" || say "WARNING: could not remove the CA everywhere (see above)"
 fi
 
+# 2b. Take away the browser policies install.sh wrote (cardbridge browsers remove).
+if [ -n "$(values browsers)" ] && [ -f "$APP/bin/cardbridge.js" ]; then
+  say "removing the browser policies"
+  CARDBRIDGE_BROWSERS_ROOT="$ROOT" node "$APP/bin/cardbridge.js" browsers remove --state-dir "$(values browsers | tail -n1)" \
+    || say "WARNING: could not remove the browser policies (see above)"
+fi
+
 # 3. Replay the rest backwards.
 for (( i=${#RECORDS[@]}-1; i>=0; i-- )); do
   kind="${RECORDS[$i]%% *}"
@@ -99,7 +106,7 @@ for (( i=${#RECORDS[@]}-1; i>=0; i-- )); do
       if [ -z "$ROOT" ] && getent passwd "$path" >/dev/null; then say "removing the user $path"; userdel "$path" || true; fi ;;
     service)
       if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi ;;
-    hosts-newline|trust|trust-home|trust-store) ;;
+    hosts-newline|trust|trust-home|trust-store|browsers) ;;
     *) say "WARNING: unknown manifest entry \"${RECORDS[$i]}\" ignored" ;;
   esac
 done
