@@ -282,11 +282,14 @@ function removeEmptyDirectory(path: string): void {
   }
 }
 
-/** Takes away cardbridge's policy files, its Firefox entry and the directories `allow` created. */
-export async function removeBrowsers(env: BrowserEnvironment): Promise<BrowserChange[]> {
+/**
+ * Takes away cardbridge's policy files, its Firefox entry and the directories `allow` created
+ * (of every browser, installed or not, or of `only`).
+ */
+export async function removeBrowsers(env: BrowserEnvironment, only?: readonly BrowserId[]): Promise<BrowserChange[]> {
   const ledger = readLedger(env);
   const changes: BrowserChange[] = [];
-  for (const spec of BROWSERS) {
+  for (const spec of BROWSERS.filter((b) => !only || only.includes(b.id))) {
     const base = { id: spec.id, name: spec.name, file: spec.policyFile };
     const path = onDisk(env, spec.policyFile);
     if (spec.id !== 'firefox') {

@@ -46,7 +46,7 @@ export const browsersCommand: CliCommand = {
       }
       case 'allow':
       case 'remove': {
-        const changes = action === 'allow' ? await allowBrowsers(env, only) : await removeBrowsers(env);
+        const changes = action === 'allow' ? await allowBrowsers(env, only) : await removeBrowsers(env, only);
         if (values.json) io.out(JSON.stringify({ changes }, null, 2));
         else if (changes.length === 0) io.out('No supported browser is installed (Chrome, Chromium, Edge, Firefox): nothing written.');
         else for (const c of changes) io.out(`${c.name}: ${c.action} ${c.file}`);
