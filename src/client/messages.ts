@@ -95,7 +95,7 @@ export function messageText(key: string): string | undefined {
 }
 
 /** The hint for `key` in both languages, `{origin}` filled in, or undefined. */
-export function hintText(key: string, origin = '本網站 / this site'): string | undefined {
+export function hintText(key: string, origin?: string): string | undefined {
   const h = (HINTS as Record<string, Message | undefined>)[key];
-  return h ? `${h['zh-TW']}。${h.en}.`.replaceAll('{origin}', origin) : undefined;
+  return h ? `${h['zh-TW']}。${h.en}.`.replaceAll('{origin}', origin || '<本網站 this site>') : undefined;
 }

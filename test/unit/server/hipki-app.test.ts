@@ -475,6 +475,12 @@ describe('HiPKI Local Server drop-in', () => {
     });
   });
 
+  it('answers /v1/probe.gif to a plain <img> from any page: the client tells "certificate not trusted" from "not running" with it', async () => {
+    const answer = await get('/v1/probe.gif');
+    expect([answer.status, answer.headers['content-type'], answer.headers['cross-origin-resource-policy']]).toEqual([200, 'image/gif', 'cross-origin']);
+    expect(answer.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
   it('never logs the PIN, the tbs or the tbsPackage', async () => {
     const secret = 'TOP-SECRET-TBS-CONTENT';
     await post('/sign', pageBody(signPkg({ tbs: secret })));
