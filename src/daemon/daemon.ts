@@ -12,6 +12,7 @@ import { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderRegistry } from '../readers/types.js';
 import { buildNativeApp } from '../server/native/app.js';
+import { DEFAULT_FIREFOX_CA, browserStatus } from '../browsers/policies.js';
 import { buildHipkiApp } from '../server/hipki/index.js';
 import { buildNhiHttpApp, buildNhiWsApp } from '../server/nhi/index.js';
 import { loggerAudit } from '../server/native/audit.js';
@@ -113,6 +114,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         logger: logger.child({ listener: 'native' }),
         cards: { services, sites, audit },
         ...(control ? { mockControl: control } : {}),
+        selfTest: { browsers: () => browserStatus({ root: '', stateDir, origins: sites.allowedOrigins(), caPath: DEFAULT_FIREFOX_CA }) },
       }),
     hipki: (port) =>
       buildHipkiApp({ registry, moica: services.moica, sites, audit, port, rateLimit, logger: logger.child({ listener: 'hipki' }) }),

@@ -22,6 +22,8 @@ import type { SitesStore } from '../../config/sites-store.js';
 import type { MockControl } from '../../demo/mock-control.js';
 import { registerMockRoutes } from './mock-routes.js';
 import { PROBE_GIF } from '../shared/probe.js';
+import { registerSelfTest } from './self-test.js';
+import type { BrowserPolicyStatus } from '../../browsers/policies.js';
 
 export { NATIVE_DEFAULT_PORT } from '../../config/listeners.js';
 export const NATIVE_HOST_NAMES = ['127.0.0.1', 'localhost'] as const;
@@ -46,6 +48,8 @@ export interface NativeAppOptions {
   cards?: { services: CardServices; sites: SitesStore; pending?: PendingRequests; audit?: AuditLog };
   /** Mock mode only: the remote control of the mock readers (/v1/mock). */
   mockControl?: MockControl;
+  /** What the self-test page at / shows besides readers and sites. */
+  selfTest?: { browsers?: () => Promise<BrowserPolicyStatus[]> };
 }
 
 function readerJson(reader: ReaderState) {
@@ -125,6 +129,9 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
   }
 
   if (options.mockControl) registerMockRoutes(app, options.mockControl, docs);
+
+  docs.push({ method: 'get', path: '/', summary: 'The self-test page for citizens (cardbridge’s own page; its /ui/api/self-test answers that page only)' });
+  registerSelfTest(app, { registry: options.registry, ownOrigins, services: options.cards?.services, sites: options.cards?.sites, browsers: options.selfTest?.browsers });
 
   docs.push({ method: 'get', path: '/v1/client.js', summary: 'The browser client library (an ES module importing ./messages.js; see docs/api.md); any origin may load it' });
   docs.push({ method: 'get', path: '/v1/messages.js', summary: 'The message catalogue (Traditional Chinese, English) the client imports; any origin may load it' });
