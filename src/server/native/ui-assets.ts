@@ -3,6 +3,8 @@
  * the PIN. Served by the bridge with a strict CSP; the page learns the request from the
  * fragment secret, which never reaches a server log.
  */
+import { MESSAGES } from '../../client/messages.js';
+
 export const APPROVE_HTML = `<!doctype html>
 <html lang="zh-Hant">
 <head>
@@ -78,6 +80,15 @@ export const APPROVE_JS = `'use strict';
   var secret = location.hash.slice(1);
   var api = '/ui/api/requests/' + encodeURIComponent(id);
   var $ = function (x) { return document.getElementById(x); };
+  // The message catalogue (src/client/messages.ts): Traditional Chinese first, then English.
+  var MESSAGES = ${JSON.stringify(MESSAGES)};
+  function said(p) {
+    var m = p && MESSAGES[p.code];
+    var text = m ? m['zh-TW'] + '。' + m.en + '.' : '';
+    if (p && p.detail && (!m || p.detail !== m.en)) text += (text ? ' ' : '') + p.detail;
+    if (p && p.hint) text += ' — ' + p.hint;
+    return text || '失敗。Failed.';
+  }
   var busy = false;
 
   function call(method, body) {
@@ -108,7 +119,7 @@ export const APPROVE_JS = `'use strict';
       if (p.code === 'Cancelled') return finish('已取消。 Cancelled.');
       $('consent').hidden = true;
       $('pinform').hidden = true;
-      $('message').textContent = (p.detail || 'Failed') + (p.hint ? ' — ' + p.hint : '');
+      $('message').textContent = said(p);
       return;
     }
     $('consent').hidden = view.kind !== 'consent';
@@ -122,7 +133,7 @@ export const APPROVE_JS = `'use strict';
       $('pin').value = '';
       $('pin').focus();
     }
-    $('message').textContent = view.problem ? view.problem.detail : '';
+    $('message').textContent = view.problem ? said(view.problem) : '';
   }
 
   function submit(body) {
@@ -134,7 +145,7 @@ export const APPROVE_JS = `'use strict';
       busy = false;
       Array.prototype.forEach.call(document.querySelectorAll('button'), function (b) { b.disabled = false; });
       if (r.status >= 400 && r.body && r.body.detail) {
-        $('message').textContent = r.body.detail;
+        $('message').textContent = said(r.body);
         if (r.body.triesLeft === 1) { $('lasttrylabel').hidden = false; $('lasttry').required = true; }
         return;
       }

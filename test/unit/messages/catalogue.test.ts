@@ -41,3 +41,15 @@ describe('the message catalogue', () => {
     expect(messageText('Nope')).toBeUndefined();
   });
 });
+
+describe('the consent and PIN window speaks through the catalogue', () => {
+  it('carries every message and shows a problem as catalogue text, detail and hint', async () => {
+    const { APPROVE_JS } = await import('../../../src/server/native/ui-assets.js');
+    for (const m of Object.values(MESSAGES)) {
+      expect(APPROVE_JS).toContain(JSON.stringify(m['zh-TW']));
+      expect(APPROVE_JS).toContain(JSON.stringify(m.en));
+    }
+    expect(APPROVE_JS).toContain('function said(p)');
+    expect(APPROVE_JS).not.toMatch(/textContent = r\.body\.detail|textContent = view\.problem \? view\.problem\.detail/);
+  });
+});
