@@ -7,6 +7,7 @@
 #   config       /etc/cardbridge/config.json ("{}"; docs/configuration.md), kept if edited
 #   trust        the local CA in the system store and the NSS databases (cardbridge certs trust)
 #   hosts        "127.0.0.1 iccert.nhi.gov.tw # cardbridge-managed" in /etc/hosts
+#   browsers     managed policies for installed browsers (cardbridge browsers allow)
 # Everything it creates is recorded in /usr/lib/cardbridge/install-manifest, which
 # scripts/uninstall.sh replays backwards, so uninstalling removes exactly that and nothing else.
 # Idempotent: running it again upgrades the program and keeps the existing certificates.
@@ -198,6 +199,15 @@ else
   if [ -s "$HOSTS" ] && [ -n "$(tail -c1 "$HOSTS")" ]; then printf '\n' >> "$HOSTS"; record hosts-newline "$HOSTS"; fi
   printf '%s\n' "$HOSTS_LINE" >> "$HOSTS"
   record hosts "$HOSTS"
+fi
+
+# ——— browser policies (cardbridge browsers allow) ———
+# Chrome/Chromium/Edge: the allowed sites may reach 127.0.0.1 without the Local Network Access
+# prompt; Firefox: policies.json installs the local CA. Only browsers installed now get one.
+record browsers "$STATE"
+say "writing the browser policies"
+if ! CARDBRIDGE_BROWSERS_ROOT="$ROOT" "${CLI[@]}" browsers allow --state-dir "$STATE"; then
+  say "WARNING: the browser policies were not written (see above); fix that, then run \"sudo cardbridge browsers allow\""
 fi
 
 # ——— service ———

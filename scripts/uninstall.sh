@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Removes what scripts/install.sh added, and nothing else: it replays the install manifest
-# (/usr/lib/cardbridge/install-manifest) backwards. In files it did not create only its own
-# marked lines go ("# cardbridge-managed" in /etc/hosts).
+# (/usr/lib/cardbridge/install-manifest) backwards, browser policies included (cardbridge browsers
+# remove). In files it did not create only its own marked lines go ("# cardbridge-managed" in
+# /etc/hosts).
 set -euo pipefail
 
 usage() {
@@ -73,6 +74,13 @@ if [ -n "$(values trust)" ] && [ -f "$APP/bin/cardbridge.js" ]; then
   node "$APP/bin/cardbridge.js" certs untrust "${args[@]}" || say "WARNING: could not remove the CA everywhere (see above)"
 fi
 
+# 2b. Take away the browser policies install.sh wrote (cardbridge browsers remove).
+if [ -n "$(values browsers)" ] && [ -f "$APP/bin/cardbridge.js" ]; then
+  say "removing the browser policies"
+  CARDBRIDGE_BROWSERS_ROOT="$ROOT" node "$APP/bin/cardbridge.js" browsers remove --state-dir "$(values browsers | tail -n1)" \
+    || say "WARNING: could not remove the browser policies (see above)"
+fi
+
 # 3. Replay the rest backwards.
 for (( i=${#RECORDS[@]}-1; i>=0; i-- )); do
   kind="${RECORDS[$i]%% *}"
@@ -124,7 +132,7 @@ for (( i=${#RECORDS[@]}-1; i>=0; i-- )); do
       if [ -z "$ROOT" ] && getent passwd "$path" >/dev/null; then say "removing the user $path"; userdel "$path" || true; fi ;;
     service)
       if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi ;;
-    hosts-newline|trust|trust-home|trust-store) ;;
+    hosts-newline|trust|trust-home|trust-store|browsers) ;;
     *) say "WARNING: unknown manifest entry \"${RECORDS[$i]}\" ignored" ;;
   esac
 done

@@ -1,4 +1,5 @@
 import { CardBridgeError, asCardBridgeError } from '../errors.js';
+import { messageText } from '../client/messages.js';
 
 /**
  * Standard input as commands see it: a readable stream that may be a terminal. Commands that
@@ -42,7 +43,10 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, environment: 3 } as const;
 
 export class UsageError extends Error {}
 
-/** One line for the user, one for what to do; never a stack trace. */
+/**
+ * The error's own line (what exactly happened), the catalogue's words for its code in
+ * Traditional Chinese and English, and what to do; never a stack trace.
+ */
 export function reportError(e: unknown, io: CliIO): number {
   if (e instanceof UsageError) {
     io.err(`cardbridge: ${e.message}`);
@@ -51,6 +55,8 @@ export function reportError(e: unknown, io: CliIO): number {
   }
   const error: CardBridgeError = asCardBridgeError(e, 'TransportError');
   io.err(`cardbridge: ${error.message} [${error.code}]`);
+  const text = messageText(error.code);
+  if (text) io.err(`  ${text}`);
   if (error.hint) io.err(`  → ${error.hint}`);
   return error.code === 'Unavailable' || error.code === 'NoService' ? EXIT.environment : EXIT.failed;
 }

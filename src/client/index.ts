@@ -14,9 +14,18 @@
  * click — then point it at the bridge's approval page if the bridge answers 202, and wait for
  * the result. So call them directly from the click handler, before any `await`.
  *
+ * Before any of that, `detect()` tells the page whether cardbridge can be used from here, as
+ * exactly one state (see DetectionState), with the fix in Traditional Chinese and English.
+ *
  * The browser types used here are declared structurally below rather than taken from the DOM
  * lib, so this file compiles in the Node-typed repository and its .d.ts works in any project.
+ * Its one import is the message catalogue next to it (/v1/messages.js on the bridge).
  */
+
+import { HINTS, MESSAGES, SELF_TEST_URL, hintText, messageText } from './messages.js';
+import type { DetectionState, Message } from './messages.js';
+
+export { HINTS, MESSAGES, SELF_TEST_URL, hintText, messageText, type DetectionState, type Message };
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -45,8 +54,14 @@ export type CardBridgeErrorCode =
   | 'NoService'
   | 'Unavailable'
   | 'Timeout'
-  /** Client only: the bridge could not be reached (not installed, not running, or its TLS certificate is not trusted). */
+  /** Client only: the bridge could not be reached (not installed or not running). */
   | 'NotRunning'
+  /** Client only: the bridge runs but this browser does not trust its certificate. */
+  | 'CertificateUntrusted'
+  /** Client only: the bridge runs but refuses this site. */
+  | 'SiteNotAllowed'
+  /** Client only: the browser's Local Network Access permission blocks the bridge. */
+  | 'BlockedByBrowser'
   /** Client only: the browser refused to open cardbridge's window. */
   | 'PopupBlocked';
 
@@ -68,6 +83,8 @@ export class CardBridgeClientError extends Error {
   readonly triesLeft?: number;
   readonly hint?: string;
   readonly retryAfter?: number;
+  /** The catalogue's words for `code`: Traditional Chinese, then English in brackets. */
+  readonly text: string;
 
   constructor(init: CardBridgeClientErrorInit) {
     super(`${init.code}: ${init.detail}`);
@@ -75,15 +92,119 @@ export class CardBridgeClientError extends Error {
     this.code = init.code;
     this.status = init.status;
     this.detail = init.detail;
+    this.text = messageText(init.code) ?? init.detail;
     if (init.triesLeft !== undefined) this.triesLeft = init.triesLeft;
     if (init.hint !== undefined) this.hint = init.hint;
     if (init.retryAfter !== undefined) this.retryAfter = init.retryAfter;
   }
 }
 
-export const NOT_RUNNING_HINT =
-  'cardbridge does not answer on this computer. Install it, or start it (e.g. `systemctl --user start cardbridge`), ' +
-  'and make sure this browser trusts its local certificate; then try again.';
+export const NOT_RUNNING_HINT = hintText('NotRunning')!;
+
+// ---------------------------------------------------------------------------------------------
+// Detection: is cardbridge usable from this page? Image probes need no CORS, so every state can
+// be told even when nothing else may be read:
+//   plain <img> of https://127.0.0.1:39443/v1/probe.gif loads  → running, trusted, not blocked
+//   the same with crossorigin loads                             → and this site is allowed
+//   https fails, http://127.0.0.1:61161/v1/probe.gif loads      → running, certificate untrusted
+//   the permission "loopback-network"/"local-network-access" is denied (or its prompt is left
+//   unanswered)                                                 → blocked by the browser
+
+export interface Detection {
+  state: DetectionState;
+  /** Traditional Chinese, then English. */
+  message: string;
+  /** What to do, in both languages; absent when ready. */
+  hint?: string;
+}
+
+export type ImageOutcome = 'load' | 'error' | 'timeout';
+export type PermissionStateLike = 'granted' | 'denied' | 'prompt' | undefined;
+
+export interface DetectOptions {
+  /** The bridge; default https://127.0.0.1:39443. */
+  base?: string;
+  /** cardbridge's plain-http listeners, to tell "not running" from "certificate not trusted"; default the HiPKI listener. */
+  httpProbes?: string[];
+  /** How long one image may take; default 8 s (a Local Network Access prompt holds it). */
+  timeoutMs?: number;
+  /** This page's origin, for the hint; default location.origin. */
+  origin?: string;
+  /** Injectable for tests; default an Image element. */
+  loadImage?: (url: string, cors: boolean) => Promise<ImageOutcome>;
+  /** Injectable for tests; default navigator.permissions. */
+  permissionState?: () => Promise<PermissionStateLike>;
+}
+
+export const DEFAULT_HTTP_PROBES = ['http://127.0.0.1:61161'];
+
+interface ImageLike {
+  crossOrigin: string | null;
+  onload: (() => void) | null;
+  onerror: (() => void) | null;
+  src: string;
+}
+
+function browserLoadImage(timeoutMs: number): (url: string, cors: boolean) => Promise<ImageOutcome> {
+  return (url, cors) =>
+    new Promise((resolve) => {
+      const ImageCtor = globalValue<new () => ImageLike>('Image');
+      if (!ImageCtor) return resolve('error');
+      const img = new ImageCtor();
+      const st = globalValue<(cb: () => void, ms: number) => unknown>('setTimeout')!;
+      const timer = st(() => resolve('timeout'), timeoutMs);
+      const done = (outcome: ImageOutcome) => {
+        globalValue<(h: unknown) => void>('clearTimeout')?.(timer);
+        resolve(outcome);
+      };
+      if (cors) img.crossOrigin = 'anonymous';
+      img.onload = () => done('load');
+      img.onerror = () => done('error');
+      img.src = url;
+    });
+}
+
+async function browserPermissionState(): Promise<PermissionStateLike> {
+  const permissions = globalValue<{ permissions?: { query(d: { name: string }): Promise<{ state: string }> } }>('navigator')?.permissions;
+  if (!permissions) return undefined;
+  // Chrome 142–145 call it local-network-access; 146+ split it, loopback-network covers 127.0.0.1.
+  for (const name of ['loopback-network', 'local-network-access']) {
+    try {
+      const { state } = await permissions.query({ name });
+      if (state === 'granted' || state === 'denied' || state === 'prompt') return state;
+    } catch {
+      // a browser without this permission
+    }
+  }
+  return undefined;
+}
+
+function detection(state: DetectionState, origin: string | undefined): Detection {
+  const result: Detection = { state, message: messageText(state)! };
+  const hint = hintText(state, origin);
+  if (hint !== undefined && state !== 'Ready') result.hint = hint;
+  return result;
+}
+
+/** Whether cardbridge can be used from this page: exactly one state, never an exception. */
+export async function detect(options: DetectOptions = {}): Promise<Detection> {
+  const base = new URL(options.base ?? DEFAULT_BASE).origin;
+  const origin = options.origin ?? globalValue<{ origin?: string }>('location')?.origin;
+  const load = options.loadImage ?? browserLoadImage(options.timeoutMs ?? 8000);
+  const permission = options.permissionState ?? browserPermissionState;
+  const stamp = () => `?_=${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const answer = (state: DetectionState) => detection(state, origin);
+
+  if ((await permission()) === 'denied') return answer('BlockedByBrowser');
+  const secure = await load(`${base}/v1/probe.gif${stamp()}`, false);
+  if (secure === 'load') return answer((await load(`${base}/v1/probe.gif${stamp()}`, true)) === 'load' ? 'Ready' : 'SiteNotAllowed');
+  const after = await permission();
+  if (after === 'denied' || (secure === 'timeout' && after === 'prompt')) return answer('BlockedByBrowser');
+  for (const http of options.httpProbes ?? DEFAULT_HTTP_PROBES) {
+    if ((await load(`${new URL(http).origin}/v1/probe.gif${stamp()}`, false)) === 'load') return answer('CertificateUntrusted');
+  }
+  return answer('NotRunning');
+}
 
 // ---------------------------------------------------------------------------------------------
 // The results (docs/api.md)
@@ -298,6 +419,10 @@ function errorFromProblem(problem: unknown, httpStatus: number, retryAfter?: num
   };
   if (typeof problem.triesLeft === 'number') init.triesLeft = problem.triesLeft;
   if (typeof problem.hint === 'string') init.hint = problem.hint;
+  else {
+    const hint = hintText(problem.code, globalValue<{ origin?: string }>('location')?.origin);
+    if (hint !== undefined) init.hint = hint;
+  }
   if (retryAfter !== undefined) init.retryAfter = retryAfter;
   return new CardBridgeClientError(init);
 }
@@ -385,6 +510,11 @@ export class CardBridge {
   }
 
   // ----- routes without the user -----
+
+  /** See the function detect(): whether this page can use the bridge, as one state. */
+  detect(options: Omit<DetectOptions, 'base'> = {}): Promise<Detection> {
+    return detect({ ...options, base: this.#origin });
+  }
 
   async status(): Promise<BridgeStatus> {
     return (await this.#call('GET', '/v1/status')).body as BridgeStatus;
@@ -639,6 +769,19 @@ export class CardBridge {
     }
   }
 
+  /**
+   * A request that got no answer at all: in a browser, the probes say why (not running,
+   * certificate, site, browser permission); elsewhere it is NotRunning.
+   */
+  async #unreachable(): Promise<CardBridgeClientError> {
+    const detail = `Cannot reach cardbridge at ${this.#origin}`;
+    if (!globalValue('Image')) return new CardBridgeClientError({ code: 'NotRunning', status: 0, detail, hint: NOT_RUNNING_HINT });
+    const found = await this.detect().catch(() => undefined);
+    const code: CardBridgeErrorCode = found && found.state !== 'Ready' ? found.state : 'NotRunning';
+    const hint = found?.hint ?? NOT_RUNNING_HINT;
+    return new CardBridgeClientError({ code, status: 0, detail, hint });
+  }
+
   async #call(method: string, path: string, body?: Record<string, unknown>, signal?: AbortSignal): Promise<Answer> {
     const init: FetchInit = { method, headers: { Accept: 'application/json' } };
     if (body !== undefined) {
@@ -651,7 +794,7 @@ export class CardBridge {
       response = await this.#fetch(this.#origin + path, init);
     } catch (e) {
       if (isAbort(e) || signal?.aborted) throw e;
-      throw new CardBridgeClientError({ code: 'NotRunning', status: 0, detail: `Cannot reach cardbridge at ${this.#origin}`, hint: NOT_RUNNING_HINT });
+      throw await this.#unreachable();
     }
     let text: string;
     try {

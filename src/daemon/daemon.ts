@@ -13,6 +13,7 @@ import { loadOrCreateTestPki } from '../emulator/moica/test-pki-store.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderRegistry } from '../readers/types.js';
 import { buildNativeApp } from '../server/native/app.js';
+import { DEFAULT_FIREFOX_CA, browserStatus } from '../browsers/policies.js';
 import { buildHipkiApp } from '../server/hipki/index.js';
 import { buildNhiHttpApp, buildNhiWsApp } from '../server/nhi/index.js';
 import { loggerAudit } from '../server/native/audit.js';
@@ -123,6 +124,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         logger: logger.child({ listener: 'native' }),
         cards: { services, sites, audit },
         ...(control ? { mockControl: control } : {}),
+        selfTest: { browsers: () => browserStatus({ root: '', stateDir, origins: sites.allowedOrigins(), caPath: DEFAULT_FIREFOX_CA }) },
       }),
     hipki: (port) =>
       buildHipkiApp({ registry, moica: services.moica, sites, audit, port, rateLimit, logger: logger.child({ listener: 'hipki' }) }),

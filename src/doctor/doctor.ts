@@ -11,6 +11,7 @@ import { type ProcessInfo, canListen, portHolders } from './ports.js';
 import { DEFAULT_LISTENERS, type ListenerSpec } from '../config/listeners.js';
 import { NHI_SAM_DEFAULT_HOST, NHI_SAM_DEFAULT_PORT, SamClientError, type SamClientOptions, checkSamHealth } from '../services/nhi/sam-client.js';
 import { DEFAULT_CONFIG, type DaemonConfig, loadConfig } from '../daemon/config.js';
+import { type BrowserEnvironment, DEFAULT_FIREFOX_CA, browserStatus } from '../browsers/policies.js';
 
 export { DEFAULT_LISTENERS, type ListenerSpec }; // re-exported for doctor's callers
 
@@ -36,10 +37,6 @@ export interface Check {
 export const NHI_HOSTNAME = 'iccert.nhi.gov.tw';
 export const HOSTS_MARKER = '# cardbridge-managed';
 export const HOSTS_LINE = `127.0.0.1 ${NHI_HOSTNAME} ${HOSTS_MARKER}`;
-
-export const LNA_POLICY_EXAMPLE = {
-  LocalNetworkAccessAllowedForUrls: ['https://[*.]gov.tw'],
-};
 
 /** The part of a reader registry doctor needs (the PC/SC registry, or a fake in tests). */
 export interface DoctorRegistry {
@@ -69,6 +66,8 @@ export interface DoctorOptions {
    * network check, so it is opt-in here; the CLI passes the configured SAM).
    */
   sam?: SamClientOptions;
+  /** Where browsers and their policies are looked for; default the real system and the sites in stateDir. */
+  browsers?: BrowserEnvironment;
 }
 
 export interface DoctorReport {
@@ -279,15 +278,29 @@ function allowListCheck(stateDir: string): Check {
   }
 }
 
-function lnaNote(): Check {
-  return {
-    id: 'lna',
-    title: 'Chrome Local Network Access',
-    status: 'info',
-    detail:
-      'Chrome/Edge ask users before public sites may reach 127.0.0.1. Administrators can pre-approve sites with a managed policy, e.g. ' +
-      `/etc/opt/chrome/policies/managed/cardbridge.json (Chromium: /etc/chromium/policies/managed/): ${JSON.stringify(LNA_POLICY_EXAMPLE)}`,
-  };
+/** One check per installed browser: may the allowed sites reach cardbridge (Chromium family), does it trust the CA (Firefox)? */
+async function browserChecks(env: BrowserEnvironment): Promise<Check[]> {
+  const installed = (await browserStatus(env)).filter((b) => b.installed);
+  if (installed.length === 0) return [{ id: 'browsers', title: 'Browser policies', status: 'info', detail: 'no supported browser (Chrome, Chromium, Edge, Firefox) found' }];
+  return installed.map((b) => ({
+    id: `browser:${b.id}`,
+    title: `${b.name}: ${b.id === 'firefox' ? 'trusts the local CA (policies.json)' : 'Local Network Access policy'}`,
+    status: b.state === 'ok' ? 'ok' : b.state === 'invalid' ? 'fail' : 'warn',
+    detail: b.detail,
+    ...(b.state === 'ok'
+      ? {}
+      : { fix: b.state === 'invalid' ? `Fix ${b.file} by hand, then run "sudo cardbridge browsers allow".` : 'Run "sudo cardbridge browsers allow", then restart the browser.' }),
+  }));
+}
+
+function defaultBrowserEnvironment(stateDir: string): BrowserEnvironment {
+  let origins: string[] = [...DEFAULT_ALLOWED_ORIGINS];
+  try {
+    origins = SitesStore.inStateDir(stateDir).allowedOrigins();
+  } catch {
+    // unreadable sites.json: the allow-list check says so; compare with the defaults
+  }
+  return { root: process.env.CARDBRIDGE_BROWSERS_ROOT ?? '', stateDir, origins, caPath: DEFAULT_FIREFOX_CA };
 }
 
 /**
@@ -351,7 +364,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     ...(await certificateChecks(stateDir, options.trust ?? defaultTrustEnvironment(), options.now ?? new Date())),
     hostsCheck(options.hostsFile ?? '/etc/hosts'),
     allowListCheck(stateDir),
-    lnaNote(),
+    ...(await browserChecks(options.browsers ?? defaultBrowserEnvironment(stateDir))),
     ...(options.sam ? [await samCheck(options.sam)] : []),
   ];
   return { ok: checks.every((c) => c.status !== 'fail'), configFile: options.configFile ?? null, stateDir, checks };

@@ -1,4 +1,5 @@
 import type { CliCommand } from '../io.js';
+import { browsersCommand } from './browsers.js';
 import { certsCommand } from './certs.js';
 import { crlCommand } from './crl.js';
 import { demoCommand } from './demo.js';
@@ -13,4 +14,4 @@ import { traceCommand } from './trace.js';
 import { waitCommand } from './wait.js';
 
 /** Every subcommand, in the order `--help` lists them. */
-export const COMMANDS: CliCommand[] = [serveCommand, waitCommand, readersCommand, readCommand, signCommand, sitesCommand, certsCommand, crlCommand, doctorCommand, traceCommand, demoCommand, mockCommand];
+export const COMMANDS: CliCommand[] = [serveCommand, waitCommand, readersCommand, readCommand, signCommand, sitesCommand, browsersCommand, certsCommand, crlCommand, doctorCommand, traceCommand, demoCommand, mockCommand];

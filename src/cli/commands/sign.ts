@@ -1,4 +1,5 @@
 import { open, stat, writeFile } from 'node:fs/promises';
+import { messageText } from '../../client/messages.js';
 import { dirname, resolve } from 'node:path';
 import { CardBridgeError, isCardBridgeError } from '../../errors.js';
 import type { Pkcs1HashName } from '../../crypto/pkcs1.js';
@@ -109,6 +110,7 @@ async function checkOutputPath(path: string): Promise<void> {
 function reportWrongPin(e: CardBridgeError, io: CliIO): number {
   const left = e.triesLeft;
   io.err(`cardbridge: Wrong PIN${left === undefined ? '' : `: ${left} ${left === 1 ? 'try' : 'tries'} left`} [PinIncorrect]`);
+  io.err(`  ${messageText('PinIncorrect')}`);
   if (left === 1) io.err('  → Warning: one try left. Another wrong PIN blocks the card; check the PIN before trying again.');
   else io.err('  → cardbridge never retries a PIN by itself; run the command again with the right PIN.');
   return EXIT.failed;

@@ -4,6 +4,21 @@ import { configFile, loadConfig } from '../../daemon/config.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT, UsageError, type CliCommand } from '../io.js';
 import { formatTable } from '../table.js';
+import { resyncBrowsers } from '../../browsers/policies.js';
+import { browserEnvironment } from './browsers.js';
+import type { CliIO } from '../io.js';
+
+/**
+ * The browsers' Local Network Access policies list the allowed sites: rewrite the ones that
+ * exist. Without the right to write them (not root) say what to run instead.
+ */
+async function resyncPolicies(io: CliIO, stateDir: string, config: string | undefined): Promise<void> {
+  try {
+    for (const c of await resyncBrowsers(browserEnvironment({ stateDir, config }))) if (c.action === 'written') io.out(`${c.name}: updated ${c.file}`);
+  } catch (e) {
+    io.err(`cardbridge: the browser policies were not updated (${(e as Error).message}); run "sudo cardbridge browsers allow".`);
+  }
+}
 
 export const sitesCommand: CliCommand = {
   name: 'sites',
@@ -25,7 +40,8 @@ export const sitesCommand: CliCommand = {
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' }, config: { type: 'string' }, 'state-dir': { type: 'string' } }, true);
     const config = loadConfig(configFile(values.config));
-    const store = SitesStore.inStateDir(values['state-dir'] ?? config.stateDir ?? defaultStateDir(), config.allowedOrigins);
+    const stateDir = values['state-dir'] ?? config.stateDir ?? defaultStateDir();
+    const store = SitesStore.inStateDir(stateDir, config.allowedOrigins);
     const [action, target, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
     switch (action) {
@@ -56,11 +72,13 @@ export const sitesCommand: CliCommand = {
         if (!target) throw new UsageError('allow needs a site, e.g. cardbridge sites allow https://*.example.gov.tw');
         const added = await store.allow(target);
         io.out(added ? `Allowed ${target}.` : `${target} was already allowed.`);
+        if (added) await resyncPolicies(io, stateDir, values.config);
         return EXIT.ok;
       }
       case 'revoke': {
         if (!target) throw new UsageError('revoke needs a site, e.g. cardbridge sites revoke https://www.example.gov.tw');
         const removed = await store.revoke(target);
+        if (removed) await resyncPolicies(io, stateDir, values.config);
         io.out(removed ? `Revoked ${target}: it is no longer allowed, and its grants and consents are forgotten.` : `${target} was neither allowed nor remembered.`);
         return removed ? EXIT.ok : EXIT.failed;
       }

@@ -6,6 +6,7 @@ import type { MoicaService } from '../../services/moica/moica-service.js';
 import type { SitesStore } from '../../config/sites-store.js';
 import { VERSION } from '../../version.js';
 import { installGuard } from '../security/guard.js';
+import { PROBE_GIF } from '../shared/probe.js';
 import { allowedHosts } from '../security/loopback.js';
 import { canonicalOrigin } from '../security/origin-policy.js';
 import { RateLimiter } from '../security/rate-limit.js';
@@ -211,6 +212,11 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
   const info = async (request: FastifyRequest, reply: FastifyReply) => json(reply, await infoReply(request, wantsCert(request), wantsCert(request) ? 'pkcs11info.withcert' : 'pkcs11info'));
   app.get('/pkcs11info', info);
   app.post('/pkcs11info', info);
+
+  // ——— the client's detection probe (plain http: it answers even when the browser does not trust the certificate) ———
+  app.get('/v1/probe.gif', async (_request, reply) =>
+    reply.type('image/gif').header('Cache-Control', 'no-store').header('Cross-Origin-Resource-Policy', 'cross-origin').send(PROBE_GIF),
+  );
 
   // ——— p11Image.bmp ———
   app.get('/p11Image.bmp', async (request, reply) => {

@@ -131,6 +131,7 @@ export const SELF_TEST_HTML = `${HEAD('cardbridge 自我測試 · self-test', 's
   <header><span class="brand">cardbridge</span> <span class="sub">跨平台網頁元件相容服務 · HiPKI-compatible local service</span></header>
   <h1>自我測試 · Self-test</h1>
   <p>版本 Version: <span id="version"></span></p>
+  <p><a id="full-self-test" href="https://127.0.0.1:39443/">完整自我檢測：憑證、瀏覽器設定、允許的網站 · Full self-test: certificate, browser policies, allowed sites</a></p>
   <section>
     <h2>讀卡機與卡片 · Readers and cards</h2>
     <p id="summary" role="status">讀取中… Reading…</p>

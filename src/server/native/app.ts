@@ -21,12 +21,18 @@ import { type AuditLog, loggerAudit } from './audit.js';
 import type { SitesStore } from '../../config/sites-store.js';
 import type { MockControl } from '../../demo/mock-control.js';
 import { registerMockRoutes } from './mock-routes.js';
+import { PROBE_GIF } from '../shared/probe.js';
+import { registerSelfTest } from './self-test.js';
+import type { BrowserPolicyStatus } from '../../browsers/policies.js';
 
 export { NATIVE_DEFAULT_PORT } from '../../config/listeners.js';
 export const NATIVE_HOST_NAMES = ['127.0.0.1', 'localhost'] as const;
 
 /** dist/client/index.js, from src/server/native or dist/server/native alike (same depth). */
 const CLIENT_BUNDLE = new URL('../../../dist/client/index.js', import.meta.url);
+const CLIENT_MESSAGES = new URL('../../../dist/client/messages.js', import.meta.url);
+/** The client library and its message catalogue: public code, loadable by any page (see the guard). */
+const PUBLIC_PATHS = new Set(['/v1/client.js', '/v1/messages.js']);
 
 export interface NativeAppOptions {
   registry: ReaderRegistry;
@@ -42,6 +48,8 @@ export interface NativeAppOptions {
   cards?: { services: CardServices; sites: SitesStore; pending?: PendingRequests; audit?: AuditLog };
   /** Mock mode only: the remote control of the mock readers (/v1/mock). */
   mockControl?: MockControl;
+  /** What the self-test page at / shows besides readers and sites. */
+  selfTest?: { browsers?: () => Promise<BrowserPolicyStatus[]> };
 }
 
 function readerJson(reader: ReaderState) {
@@ -76,6 +84,7 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     policy: options.policy,
     ownOrigins,
     rateLimiter: new RateLimiter(options.rateLimit?.perSecond ?? 20, options.rateLimit?.burst ?? 40),
+    publicPaths: PUBLIC_PATHS,
     refuse: sendProblem,
   };
   installGuard(app, guardOptions);
@@ -121,12 +130,27 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
 
   if (options.mockControl) registerMockRoutes(app, options.mockControl, docs);
 
-  docs.push({ method: 'get', path: '/v1/client.js', summary: 'The browser client library (one ES module; see docs/api.md)' });
-  app.get('/v1/client.js', async (_request, reply) => {
-    const source = await readFile(CLIENT_BUNDLE).catch(() => undefined);
-    if (!source) throw new CardBridgeError('Unavailable', 'The client library is not built; run "npm run build" in the cardbridge folder');
-    return reply.type('text/javascript; charset=utf-8').header('Cache-Control', 'no-cache').send(source);
+  docs.push({ method: 'get', path: '/', summary: 'The self-test page for citizens (cardbridge’s own page; its /ui/api/self-test answers that page only)' });
+  registerSelfTest(app, { registry: options.registry, ownOrigins, services: options.cards?.services, sites: options.cards?.sites, browsers: options.selfTest?.browsers });
+
+  docs.push({ method: 'get', path: '/v1/client.js', summary: 'The browser client library (an ES module importing ./messages.js; see docs/api.md); any origin may load it' });
+  docs.push({ method: 'get', path: '/v1/messages.js', summary: 'The message catalogue (Traditional Chinese, English) the client imports; any origin may load it' });
+  for (const [path, file] of [['/v1/client.js', CLIENT_BUNDLE], ['/v1/messages.js', CLIENT_MESSAGES]] as const) {
+    app.get(path, async (_request, reply) => {
+      const source = await readFile(file).catch(() => undefined);
+      if (!source) throw new CardBridgeError('Unavailable', 'The client library is not built; run "npm run build" in the cardbridge folder');
+      return reply.type('text/javascript; charset=utf-8').header('Cache-Control', 'no-cache').send(source);
+    });
+  }
+
+  docs.push({
+    method: 'get',
+    path: '/v1/probe.gif',
+    summary: 'A 1×1 image for detection without CORS: loads in a plain <img> from any page when cardbridge runs and its certificate is trusted; with crossorigin only for allowed sites',
   });
+  app.get('/v1/probe.gif', async (_request, reply) =>
+    reply.type('image/gif').header('Cache-Control', 'no-store').header('Cross-Origin-Resource-Policy', 'cross-origin').send(PROBE_GIF),
+  );
 
   app.get('/v1/openapi.json', async () => buildOpenApi(VERSION, options.port, docs));
 

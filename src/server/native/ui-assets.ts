@@ -3,6 +3,8 @@
  * the PIN. Served by the bridge with a strict CSP; the page learns the request from the
  * fragment secret, which never reaches a server log.
  */
+import { MESSAGES } from '../../client/messages.js';
+
 export const APPROVE_HTML = `<!doctype html>
 <html lang="zh-Hant">
 <head>
@@ -78,6 +80,15 @@ export const APPROVE_JS = `'use strict';
   var secret = location.hash.slice(1);
   var api = '/ui/api/requests/' + encodeURIComponent(id);
   var $ = function (x) { return document.getElementById(x); };
+  // The message catalogue (src/client/messages.ts): Traditional Chinese first, then English.
+  var MESSAGES = ${JSON.stringify(MESSAGES)};
+  function said(p) {
+    var m = p && MESSAGES[p.code];
+    var text = m ? m['zh-TW'] + '。' + m.en + '.' : '';
+    if (p && p.detail && (!m || p.detail !== m.en)) text += (text ? ' ' : '') + p.detail;
+    if (p && p.hint) text += ' — ' + p.hint;
+    return text || '失敗。Failed.';
+  }
   var busy = false;
   var userDeclined = false;
   var watching = false;
@@ -112,7 +123,7 @@ export const APPROVE_JS = `'use strict';
       // to read why (the page went away, the card was removed, the card is blocked…).
       $('consent').hidden = true;
       $('pinform').hidden = true;
-      $('message').textContent = '無法完成 · Could not finish: ' + (p.detail || p.code || 'Failed') + (p.hint ? ' — ' + p.hint : '');
+      $('message').textContent = '無法完成 · Could not finish: ' + said(p);
       return;
     }
     watch();
@@ -127,7 +138,7 @@ export const APPROVE_JS = `'use strict';
       $('pin').value = '';
       $('pin').focus();
     }
-    $('message').textContent = view.problem ? view.problem.detail : '';
+    $('message').textContent = view.problem ? said(view.problem) : '';
   }
 
   /** While the request waits, look every second whether it ended elsewhere (the page went away). */
@@ -153,7 +164,7 @@ export const APPROVE_JS = `'use strict';
       busy = false;
       Array.prototype.forEach.call(document.querySelectorAll('button'), function (b) { b.disabled = false; });
       if (r.status >= 400 && r.body && r.body.detail) {
-        $('message').textContent = r.body.detail;
+        $('message').textContent = said(r.body);
         if (r.body.triesLeft === 1) { $('lasttrylabel').hidden = false; $('lasttry').required = true; }
         return;
       }

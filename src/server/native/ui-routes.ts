@@ -5,19 +5,22 @@ import { trustedPage } from '../shared/trusted-page.js';
 import { APPROVE_CSS, APPROVE_HTML, APPROVE_JS } from './ui-assets.js';
 import type { PendingRequests, Submission } from './pending.js';
 
-export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests, ownOrigins: ReadonlySet<string>): void {
-  /**
-   * Only cardbridge's own page may use the window's API: a relying site (even an allowed one)
-   * must never answer its own consent or PIN prompt.
-   */
-  function fromOwnPage(request: FastifyRequest): void {
-    const origin = request.headers.origin;
-    const site = request.headers['sec-fetch-site'];
-    const own = origin !== undefined ? ownOrigins.has(canonicalOrigin(origin) ?? '') : site === undefined || site === 'same-origin';
-    if (!own || (request.method !== 'GET' && origin === undefined)) {
-      throw new CardBridgeError('NotAllowedOrigin', 'Only cardbridge’s own window may answer its prompts');
-    }
+/**
+ * Only cardbridge's own pages may use their APIs: a relying site (even an allowed one) must
+ * never answer its own consent or PIN prompt, nor read or change what the self-test page shows.
+ * A change (not GET) must carry the page's Origin.
+ */
+export function assertFromOwnPage(request: FastifyRequest, ownOrigins: ReadonlySet<string>): void {
+  const origin = request.headers.origin;
+  const site = request.headers['sec-fetch-site'];
+  const own = origin !== undefined ? ownOrigins.has(canonicalOrigin(origin) ?? '') : site === undefined || site === 'same-origin';
+  if (!own || (request.method !== 'GET' && origin === undefined)) {
+    throw new CardBridgeError('NotAllowedOrigin', 'Only cardbridge’s own window may answer its prompts');
   }
+}
+
+export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests, ownOrigins: ReadonlySet<string>): void {
+  const fromOwnPage = (request: FastifyRequest) => assertFromOwnPage(request, ownOrigins);
 
   function secretOf(request: FastifyRequest): string {
     const secret = request.headers['x-cardbridge-secret'];

@@ -15,6 +15,11 @@ export interface GuardOptions {
   /** Methods and headers announced to allowed origins on preflight. */
   corsMethods?: string;
   corsHeaders?: string;
+  /**
+   * GET paths any origin may load (public code without data, e.g. the client library): only
+   * the loopback and Host checks apply, and they are answered with `Access-Control-Allow-Origin: *`.
+   */
+  publicPaths?: ReadonlySet<string>;
   /** Answers a refused request in the listener's own wire format. */
   refuse(reply: FastifyReply, error: CardBridgeError): FastifyReply;
 }
@@ -80,6 +85,12 @@ function setCors(reply: FastifyReply, origin: string): void {
 export function installGuard(app: FastifyInstance, options: GuardOptions): void {
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const originHeader = request.headers.origin;
+    if (request.method === 'GET' && options.publicPaths?.has(request.url.split('?')[0]!)) {
+      const peer = checkPeer(options, request.socket.remoteAddress, request.headers.host, undefined);
+      if (!peer.ok) return options.refuse(reply, peer.error!);
+      reply.header('Access-Control-Allow-Origin', '*');
+      return undefined;
+    }
     const check = checkPeer(options, request.socket.remoteAddress, request.headers.host, originHeader);
     if (!check.ok) return options.refuse(reply, check.error!);
     if (check.origin) {

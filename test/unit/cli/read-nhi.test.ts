@@ -56,6 +56,8 @@ describe('cardbridge read nhi', () => {
     const missing = captureIO();
     expect(await main(['read', 'nhi', '--mock', '--reader', 'Nope'], missing)).toBe(1);
     expect(missing.stderr[0]).toBe('cardbridge: No reader named "Nope" [NoReader]');
+    // the catalogue's words for the code, Traditional Chinese first
+    expect(missing.stderr[1]).toBe('  找不到讀卡機 (No card reader found)');
   });
 
   it('needs to know which card, and knows only nhi and moica', async () => {

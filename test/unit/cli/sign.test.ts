@@ -120,6 +120,7 @@ describe('cardbridge sign', () => {
     expect(await command.run(['--pin-stdin', '--in', input], wrong)).toBe(1);
     expect(wrong.stderr).toEqual([
       'cardbridge: Wrong PIN: 1 try left [PinIncorrect]',
+      '  PIN 碼錯誤 (Wrong PIN)',
       '  → Warning: one try left. Another wrong PIN blocks the card; check the PIN before trying again.',
     ]);
     expect(card.triesLeft).toBe(1); // exactly one VERIFY was spent
@@ -128,7 +129,8 @@ describe('cardbridge sign', () => {
     expect(blocked).toMatchObject({ code: 'PinBlocked' });
     expect(reportError(blocked, last)).toBe(1); // what main does with it
     expect(last.stderr[0]).toBe('cardbridge: The card PIN is blocked [PinBlocked]');
-    expect(last.stderr[1]).toMatch(/unblock it at the MOICA CA web site.*用戶代碼/);
+    expect(last.stderr[1]).toBe('  PIN 碼已鎖住，請向發卡單位解鎖 (The PIN is blocked; have the issuer unblock it)');
+    expect(last.stderr[2]).toMatch(/unblock it at the MOICA CA web site.*用戶代碼/);
     expect(card.triesLeft).toBe(0);
     expect(card.plainVerifyCount).toBe(0);
   });
@@ -177,7 +179,7 @@ describe('cardbridge sign', () => {
     expect(card.received.slice(sent).some((c) => c[1] === 0x20 || c[1] === 0x82)).toBe(false);
     const viaMain = ioWith(terminalStdin('\x03'));
     expect(await main(['sign', '--mock', '--in', input], viaMain)).toBe(1);
-    expect(viaMain.stderr.at(-1)).toBe('cardbridge: Cancelled [Cancelled]');
+    expect(viaMain.stderr.slice(-2)).toEqual(['cardbridge: Cancelled [Cancelled]', '  已取消 (Cancelled)']);
   });
 
   it('wants --pin-stdin when stdin is not a terminal', async () => {
@@ -192,7 +194,7 @@ describe('cardbridge sign', () => {
     const missing = ioWith(pipedStdin(`${PIN}\n`));
     expect(await main(['sign', '--mock', '--pin-stdin', '--in', join(dir, 'nope.txt')], missing)).toBe(1);
     expect(missing.stderr[0]).toBe(`cardbridge: Cannot read the input file "${join(dir, 'nope.txt')}": it does not exist [InvalidInput]`);
-    expect(missing.stderr[1]).toBe('  → Check the path given to --in.');
+    expect(missing.stderr[2]).toBe('  → Check the path given to --in.');
     const directory = ioWith(pipedStdin(`${PIN}\n`));
     expect(await main(['sign', '--mock', '--pin-stdin', '--in', dir], directory)).toBe(1);
     expect(directory.stderr[0]).toMatch(/it is a directory \[InvalidInput\]$/);

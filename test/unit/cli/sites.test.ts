@@ -45,7 +45,7 @@ describe('cardbridge sites', () => {
   });
 
   it('refuses bad patterns and actions with usage errors', async () => {
-    expect(await run('allow', 'example.com')).toMatchObject({ code: 1, stderr: [expect.stringContaining('Invalid origin pattern')] });
+    expect(await run('allow', 'example.com')).toMatchObject({ code: 1, stderr: [expect.stringContaining('Invalid origin pattern'), '  輸入的資料不正確 (Invalid input)'] });
     expect((await run('allow')).code).toBe(2);
     expect((await run('frobnicate')).stderr[0]).toContain('unknown action "frobnicate"');
   });

@@ -8,6 +8,7 @@ import {
   type TimersLike,
   type WebSocketLike,
   connect,
+  detect,
 } from '../../../src/client/index.js';
 
 // The client declares the token type itself (no run-time import); it must be the verify one.
@@ -235,7 +236,9 @@ describe('client: operations that need the user', () => {
     const { bridge, popup } = setup(() => 'network-error');
     const e = await rejection(bridge.authenticate(NONCE));
     expect(e).toMatchObject({ code: 'NotRunning', status: 0 });
-    expect(e.hint).toMatch(/Install it, or start it/);
+    expect(e.hint).toMatch(/Install cardbridge, or start it: sudo systemctl enable --now cardbridge/);
+    expect(e.hint).not.toContain('--user');
+    expect(e.text).toBe('這台電腦上的 cardbridge 沒有回應（未安裝或未啟動） (cardbridge does not answer on this computer (not installed or not running))');
     expect(popup!.closed).toBe(true);
     expect(await rejection(bridge.status())).toMatchObject({ code: 'NotRunning' });
   });
@@ -358,5 +361,56 @@ describe('client: events', () => {
     expect(last.closedByClient).toBe(true);
     await new Promise((r) => setTimeout(r, 20));
     expect(FakeSocket.all.at(-1)).toBe(last); // no reconnection after unsubscribe
+  });
+});
+
+
+describe('detect(): exactly one state, without CORS', () => {
+  type Outcome = 'load' | 'error' | 'timeout';
+  function probe(images: Record<string, Outcome>, permission: Array<'granted' | 'denied' | 'prompt' | undefined>) {
+    const loads: string[] = [];
+    let asked = 0;
+    return {
+      loads,
+      options: {
+        origin: 'https://www.example.gov.tw',
+        loadImage: async (url: string, cors: boolean) => {
+          const key = `${cors ? 'cors ' : ''}${url.replace(/\?.*$/, '')}`;
+          loads.push(key);
+          return images[key] ?? 'error';
+        },
+        permissionState: async () => permission[Math.min(asked++, permission.length - 1)],
+      },
+    };
+  }
+  const SECURE = 'https://127.0.0.1:39443/v1/probe.gif';
+  const HTTP = 'http://127.0.0.1:61161/v1/probe.gif';
+
+  it('ready: the image loads, and in CORS mode too', async () => {
+    const p = probe({ [SECURE]: 'load', [`cors ${SECURE}`]: 'load' }, [undefined]);
+    expect(await detect(p.options)).toMatchObject({ state: 'Ready', message: expect.stringContaining('已就緒') });
+    expect(p.loads).toEqual([SECURE, `cors ${SECURE}`]);
+  });
+
+  it('site not allowed: the plain image loads, the CORS one does not; the hint names this origin', async () => {
+    const d = await detect(probe({ [SECURE]: 'load' }, ['granted']).options);
+    expect(d).toMatchObject({ state: 'SiteNotAllowed', hint: expect.stringContaining('sudo cardbridge sites allow https://www.example.gov.tw') });
+  });
+
+  it('certificate not trusted: https fails, cardbridge’s own http listener answers', async () => {
+    const d = await detect(probe({ [HTTP]: 'load' }, [undefined]).options);
+    expect(d).toMatchObject({ state: 'CertificateUntrusted', hint: expect.stringContaining('sudo cardbridge certs trust') });
+  });
+
+  it('not running: nothing answers', async () => {
+    const p = probe({}, ['prompt']);
+    expect(await detect(p.options)).toMatchObject({ state: 'NotRunning', hint: expect.stringContaining('https://127.0.0.1:39443/') });
+    expect(p.loads).toEqual([SECURE, HTTP]);
+  });
+
+  it('blocked by the browser: permission denied before or after the probe, or the prompt left unanswered', async () => {
+    expect(await detect(probe({}, ['denied']).options)).toMatchObject({ state: 'BlockedByBrowser', hint: expect.stringContaining('sudo cardbridge browsers allow') });
+    expect(await detect(probe({}, ['prompt', 'denied']).options)).toMatchObject({ state: 'BlockedByBrowser' });
+    expect(await detect(probe({ [SECURE]: 'timeout' }, ['prompt']).options)).toMatchObject({ state: 'BlockedByBrowser' });
   });
 });

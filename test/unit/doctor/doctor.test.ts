@@ -13,6 +13,7 @@ import { PCSC_INSTALL_HINT } from '../../../src/readers/pcsc-registry.js';
 import type { ReaderState } from '../../../src/readers/types.js';
 import { captureIO } from '../../helpers/capture-io.js';
 import { itWithTools } from '../../helpers/tools.js';
+import { DEFAULT_FIREFOX_CA, allowBrowsers } from '../../../src/browsers/policies.js';
 
 function fakeRegistry(available: boolean, readers: ReaderState[] = [], serviceError?: string): () => DoctorRegistry {
   return () => ({
@@ -63,6 +64,7 @@ async function healthy(): Promise<DoctorOptions> {
     stateDir,
     trust,
     hostsFile: join(dir, 'hosts'),
+    browsers: { root: join(dir, 'root'), stateDir, origins: ['https://*.gov.tw'], caPath: DEFAULT_FIREFOX_CA },
   };
 }
 
@@ -87,10 +89,22 @@ describe('cardbridge doctor', () => {
     expect(check(report, 'reader:Reader 0').detail).toContain('NHI card');
     expect(check(report, 'hosts').status).toBe('ok');
     expect(check(report, 'allow-list').detail).toContain('the default allow-list (https://*.gov.tw) applies');
-    expect(check(report, 'lna').detail).toContain('LocalNetworkAccessAllowedForUrls');
+    expect(check(report, 'browsers')).toMatchObject({ status: 'info', detail: expect.stringContaining('no supported browser') });
     const io = captureIO();
     expect(await createDoctorCommand(options).run([], io)).toBe(0);
     expect(io.stdout.at(-1)).toBe('Everything cardbridge needs looks fine.');
+  });
+
+  itWithTools(['certutil'])('reports each installed browser’s policy, warning with the command that writes it', async () => {
+    const options = await healthy();
+    mkdirSync(join(dir, 'root/usr/bin'), { recursive: true });
+    writeFileSync(join(dir, 'root/usr/bin/chromium'), '');
+    const before = check(await runDoctor(options), 'browser:chromium');
+    expect(before).toMatchObject({ title: 'Chromium: Local Network Access policy', status: 'warn', fix: expect.stringContaining('sudo cardbridge browsers allow') });
+    await allowBrowsers(options.browsers!);
+    const after = await runDoctor(options);
+    expect(check(after, 'browser:chromium')).toMatchObject({ status: 'ok', detail: expect.stringContaining('https://[*.]gov.tw') });
+    expect(after.checks.some((c) => c.id === 'browser:chrome')).toBe(false);
   });
 
   it('reports pcscd down with the command that starts it', async () => {

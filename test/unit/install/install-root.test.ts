@@ -52,6 +52,12 @@ describe('scripts/install.sh --root and scripts/uninstall.sh --root', () => {
     mkdirSync(join(root, 'usr', 'local', 'bin'), { recursive: true });
     writeFileSync(join(root, 'usr', 'local', 'bin', 'other'), '#!/bin/sh\n');
     chmodSync(join(root, 'usr', 'local', 'bin', 'other'), 0o755);
+    // Installed browsers: Chromium, and Firefox with an administrator's own policies.json.
+    mkdirSync(join(root, 'usr', 'bin'), { recursive: true });
+    writeFileSync(join(root, 'usr', 'bin', 'chromium'), '#!/bin/sh\n');
+    writeFileSync(join(root, 'usr', 'bin', 'firefox'), '#!/bin/sh\n');
+    mkdirSync(join(root, 'etc', 'firefox', 'policies'), { recursive: true });
+    writeFileSync(join(root, 'etc', 'firefox', 'policies', 'policies.json'), '{"policies":{"DisableTelemetry":true}}');
     const before = listing(root);
 
     const first = sh('install.sh', ['--root', root]);
@@ -71,6 +77,11 @@ describe('scripts/install.sh --root and scripts/uninstall.sh --root', () => {
     expect(existsSync(join(root, 'usr', 'lib', 'cardbridge', 'node_modules', 'pkijs'))).toBe(true);
     expect(existsSync(join(root, 'usr', 'lib', 'cardbridge', 'node_modules', 'jest'))).toBe(false);
     const ca = readFileSync(join(root, 'var', 'lib', 'cardbridge', 'ca.pem'), 'utf8');
+    // Browser policies (cardbridge browsers allow): the sites may reach cardbridge, Firefox trusts the CA.
+    expect(JSON.parse(readFileSync(join(root, 'etc', 'chromium', 'policies', 'managed', 'cardbridge.json'), 'utf8'))).toEqual({ LocalNetworkAccessAllowedForUrls: ['https://[*.]gov.tw'] });
+    expect(JSON.parse(readFileSync(join(root, 'etc', 'firefox', 'policies', 'policies.json'), 'utf8'))).toEqual({
+      policies: { DisableTelemetry: true, Certificates: { Install: ['/usr/local/share/ca-certificates/cardbridge-local-ca.crt'] } },
+    });
 
     // The installed CLI runs from the tree.
     const status = spawnSync('node', [join(root, 'usr', 'lib', 'cardbridge', 'bin', 'cardbridge.js'), 'certs', 'status', '--state-dir', join(root, 'var', 'lib', 'cardbridge'), '--system-store', join(root, 'usr', 'local', 'share', 'ca-certificates'), '--home', join(root, 'root')], { encoding: 'utf8' });
@@ -87,6 +98,8 @@ describe('scripts/install.sh --root and scripts/uninstall.sh --root', () => {
     const removed = sh('uninstall.sh', ['--root', root]);
     expect(removed.output).toContain('cardbridge uninstall: done');
     expect(removed.code).toBe(0);
+    // (the administrator's policies.json is rewritten by then, with the same policies)
+    writeFileSync(join(root, 'etc', 'firefox', 'policies', 'policies.json'), JSON.stringify(JSON.parse(readFileSync(join(root, 'etc', 'firefox', 'policies', 'policies.json'), 'utf8'))));
     expect(listing(root)).toEqual(before);
   }, 120_000);
 

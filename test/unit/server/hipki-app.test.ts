@@ -478,6 +478,17 @@ describe('HiPKI Local Server drop-in', () => {
     });
   });
 
+  it('selfTest.htm links to the full self-test page of the native listener', async () => {
+    const page = await get('/selfTest.htm');
+    expect(page.text).toContain('<a id="full-self-test" href="https://127.0.0.1:39443/">');
+  });
+
+  it('answers /v1/probe.gif to a plain <img> from any page: the client tells "certificate not trusted" from "not running" with it', async () => {
+    const answer = await get('/v1/probe.gif');
+    expect([answer.status, answer.headers['content-type'], answer.headers['cross-origin-resource-policy']]).toEqual([200, 'image/gif', 'cross-origin']);
+    expect(answer.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
   it('never logs the PIN, the tbs or the tbsPackage', async () => {
     const secret = 'TOP-SECRET-TBS-CONTENT';
     await post('/sign', pageBody(signPkg({ tbs: secret })));

@@ -121,14 +121,15 @@ describe('native API over HTTP', () => {
     expect(res.json()).toMatchObject({ status: 404, detail: 'No such endpoint: GET /v2/nope' });
   });
 
-  it('serves the browser client library as one ES module', async () => {
+  it('serves the browser client library as an ES module whose only import is the catalogue next to it', async () => {
     // npm test and npm run test:unit build dist/ first
     const res = await get('/v1/client.js', { origin: GOV });
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toContain('text/javascript');
-    expect(res.headers['access-control-allow-origin']).toBe(GOV);
+    expect(res.headers['access-control-allow-origin']).toBe('*');
     expect(res.text).toMatch(/export (function connect|\{[^}]*\bconnect\b)/);
-    expect(res.text).not.toMatch(/^import /m);
+    expect(res.text.match(/^import .*$/gm)).toEqual(["import { HINTS, MESSAGES, SELF_TEST_URL, hintText, messageText } from './messages.js';"]);
+    expect((await get('/v1/messages.js')).text).not.toMatch(/^import /m);
   });
 
   it('serves an OpenAPI description of its routes', async () => {
@@ -171,5 +172,42 @@ describe('native events WebSocket', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('detection without CORS: the probe image and the public client files', () => {
+  let app: FastifyInstance;
+  let port: number;
+  let ca: string;
+  const get = (path: string, headers: Record<string, string> = {}) => request({ port, path, headers, ca });
+  beforeEach(async () => {
+    ({ ca } = await testTls());
+    port = await freePort();
+    ({ app } = await setup(port));
+  });
+  afterEach(() => app.close());
+
+  it('/v1/probe.gif answers any page that sends no Origin (a plain <img>), and CORS-mode only for allowed sites', async () => {
+    const plain = await get('/v1/probe.gif');
+    expect(plain.status).toBe(200);
+    expect(plain.headers['content-type']).toBe('image/gif');
+    expect(plain.headers['cross-origin-resource-policy']).toBe('cross-origin');
+    expect(plain.headers['cache-control']).toBe('no-store');
+    const allowed = await get('/v1/probe.gif', { origin: GOV });
+    expect([allowed.status, allowed.headers['access-control-allow-origin']]).toEqual([200, GOV]);
+    const other = await get('/v1/probe.gif', { origin: 'https://evil.example' });
+    expect(other.status).toBe(403);
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('serves client.js and messages.js to every origin (public code, no data), so a page can import them before it is allowed', async () => {
+    for (const path of ['/v1/client.js', '/v1/messages.js']) {
+      const res = await get(path, { origin: 'https://evil.example' });
+      expect([path, res.status, res.headers['access-control-allow-origin']]).toEqual([path, 200, '*']);
+      expect(res.headers['content-type']).toContain('text/javascript');
+    }
+    expect((await get('/v1/messages.js')).text).toContain('讀卡機中沒有卡片');
+    // everything else still refuses that origin
+    expect((await get('/v1/status', { origin: 'https://evil.example' })).status).toBe(403);
   });
 });
