@@ -11,7 +11,7 @@ import { SerialQueue } from '../../util/serial-queue.js';
  * counter from the card: an ISO VERIFY without data is not documented as free on MOICA cards
  * (spec corrections), so the only safe source is a VERIFY the user asked for anyway.
  *
- * One record per card (not per reader), keyed by a salted SHA-256 of the card serial so the
+ * One record per card (not per reader), keyed by a SHA-256 of the card serial (fixed prefix) so the
  * file holds no personal data. It lives in the state directory so a daemon restart, the CLI and
  * the daemon all see the same count; it is re-read on every question for that reason.
  */
