@@ -42,6 +42,11 @@ export const APPROVE_HTML = `<!doctype html>
         <button type="submit" id="sign">確認 Confirm</button>
       </div>
     </form>
+    <form id="blockedform" hidden>
+      <p class="tries">此卡 PIN 碼已鎖住，cardbridge 不會再送出 PIN 碼。請持用戶代碼至內政部憑證管理中心網站（https://moica.nat.gov.tw）解鎖。<br>
+      This card's PIN is blocked; cardbridge will not send a PIN to it. Unblock it with your 用戶代碼 (user code) at the MOICA CA web site (https://moica.nat.gov.tw).</p>
+      <div class="buttons"><button type="submit" id="blockedok">知道了 OK</button></div>
+    </form>
     <p class="message" id="message" role="status" aria-live="polite"></p>
   </section>
   <section id="finished" hidden><p id="finishedtext"></p></section>
@@ -123,13 +128,16 @@ export const APPROVE_JS = `'use strict';
       // to read why (the page went away, the card was removed, the card is blocked…).
       $('consent').hidden = true;
       $('pinform').hidden = true;
+      $('blockedform').hidden = true;
       $('message').textContent = '無法完成 · Could not finish: ' + said(p);
       return;
     }
     watch();
     $('consent').hidden = view.kind !== 'consent';
-    $('pinform').hidden = view.kind !== 'pin';
-    if (view.kind === 'pin') {
+    // A blocked card is never asked for a PIN: the window says how to unblock it instead.
+    $('blockedform').hidden = !(view.kind === 'pin' && view.blocked);
+    $('pinform').hidden = view.kind !== 'pin' || !!view.blocked;
+    if (view.kind === 'pin' && !view.blocked) {
       var tries = view.triesLeft;
       $('tries').hidden = tries === undefined;
       if (tries !== undefined) $('tries').textContent = '剩餘 ' + tries + ' 次機會 · ' + tries + (tries === 1 ? ' try' : ' tries') + ' left';
@@ -184,6 +192,8 @@ export const APPROVE_JS = `'use strict';
       $('pin').value = '';
     });
     $('cancel').addEventListener('click', function () { userDeclined = true; submit({ decision: 'deny' }); });
+    // No PIN is sent: the bridge ends the request as PinBlocked so the page learns why.
+    $('blockedform').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow' }); });
     call('GET').then(function (r) {
       if (r.status >= 400) { $('loading').textContent = (r.body && r.body.detail) || 'This request no longer exists.'; return; }
       render(r.body);

@@ -37,7 +37,7 @@ export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests,
   app.get('/ui/api/requests/:id', { schema: { params: idParams } }, async (request, reply) => {
     fromOwnPage(request);
     const { id } = request.params as { id: string };
-    return trustedPage(reply, 'application/json').send(pending.uiView(id, secretOf(request)));
+    return trustedPage(reply, 'application/json').send(await pending.uiView(id, secretOf(request)));
   });
 
   const submitBody = {
