@@ -189,7 +189,12 @@ export class SitesStore {
   consentExpiry(origin: string, scope: ConsentScope): Date | undefined {
     const at = Date.parse(this.read().consents[origin]?.[scope] ?? '');
     if (!Number.isFinite(at)) return undefined;
-    return new Date(at + (this.options.consentDays ?? DEFAULT_CONSENT_DAYS) * DAY_MS);
+    return new Date(at + this.consentDays * DAY_MS);
+  }
+
+  /** Days a remembered consent lasts. */
+  get consentDays(): number {
+    return this.options.consentDays ?? DEFAULT_CONSENT_DAYS;
   }
 
   private now(): Date {

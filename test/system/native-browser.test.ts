@@ -162,6 +162,22 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     await page.close();
   });
 
+  it('"this time only" gives the page the data once; the next read asks again', async () => {
+    await sites.revoke(site); // forget the consent the previous test remembered
+    await sites.allow(site);
+    const page = await openSite();
+    const popup = await clickForWindow(page, '#nhi');
+    expect(await popup.textContent('#rememberdays')).toBe('90');
+    await popup.click('#once');
+    expect((await result(page)).ok.name).toBe(NHI_TEST_IDENTITY.name);
+    expect(sites.hasConsent(site, 'nhi.read')).toBe(false);
+    await page.evaluate("document.getElementById('out').textContent = ''");
+    const again = await clickForWindow(page, '#nhi'); // asked again
+    await again.click('#deny');
+    expect((await result(page)).error?.code).toBe('Cancelled');
+    await page.close();
+  });
+
   it('closing the window cancels the request', async () => {
     const page = await openSite();
     const popup = await clickForWindow(page, '#sign');

@@ -112,8 +112,10 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       cardKey: card.cardKey,
       // The window shows (and enforces) the card's tries as every path has seen them.
       ...(spec.kind === 'pin' && spec.cardKind === 'moica' && { pinStatus: () => services.moica.pinStatus({ reader: card.reader }) }),
+      ...(spec.kind === 'consent' && { rememberDays: sites.consentDays }),
       run: async (input) => {
-        if (spec.kind === 'consent' && spec.scope) await sites.grant(origin, spec.scope);
+        // "Allow this time" reads once; only "allow and remember" is written down.
+        if (spec.kind === 'consent' && spec.scope && input.remember) await sites.grant(origin, spec.scope);
         return audited(input);
       },
     });

@@ -24,8 +24,13 @@ export interface PendingSpec<T> {
    * tracker, read from the card's own answers), asked each time the window looks.
    */
   pinStatus?: () => Promise<PinStatusView>;
-  /** Does the work once the user agreed; gets the PIN (and the last-try confirmation) for `pin` requests. */
-  run(input: { pin?: string; confirmLastTry?: boolean }): Promise<T>;
+  /** `consent` requests: how long "allow and remember" remembers (the window says so). */
+  rememberDays?: number;
+  /**
+   * Does the work once the user agreed; gets the PIN (and the last-try confirmation) for `pin`
+   * requests, and for `consent` requests whether the user chose to remember the answer.
+   */
+  run(input: { pin?: string; confirmLastTry?: boolean; remember?: boolean }): Promise<T>;
 }
 
 export interface PinStatusView {
@@ -55,6 +60,8 @@ export interface UiView {
   /** `pin` requests: the card is known to be blocked; the window asks for no PIN and says how to unblock. */
   blocked?: boolean;
   unblockHint?: string;
+  /** `consent` requests: days "allow and remember" lasts. */
+  rememberDays?: number;
   problem?: Problem;
 }
 
@@ -62,6 +69,8 @@ export interface Submission {
   decision: 'allow' | 'deny';
   pin?: string;
   confirmLastTry?: boolean;
+  /** `consent`: remember the answer (for rememberDays); otherwise it is for this request only. */
+  remember?: boolean;
 }
 
 interface Entry {
@@ -197,6 +206,7 @@ export class PendingRequests {
       if (status) view.blocked = status.blocked;
       if (status?.blocked) view.unblockHint = MOICA_UNBLOCK_HINT;
     }
+    if (entry.spec.rememberDays !== undefined) view.rememberDays = entry.spec.rememberDays;
     if (entry.problem) view.problem = entry.problem;
     return view;
   }
@@ -237,7 +247,7 @@ export class PendingRequests {
     entry.state = 'running';
     entry.problem = undefined;
     try {
-      const result = await entry.spec.run(entry.spec.kind === 'pin' ? { pin: submission.pin!, confirmLastTry: submission.confirmLastTry === true } : {});
+      const result = await entry.spec.run(entry.spec.kind === 'pin' ? { pin: submission.pin!, confirmLastTry: submission.confirmLastTry === true } : { remember: submission.remember === true });
       this.settle(entry, 'done', result);
     } catch (e) {
       const error = asCardBridgeError(e);

@@ -25,11 +25,12 @@ export const APPROVE_HTML = `<!doctype html>
     <p class="operation" id="operation"></p>
     <p class="card">卡片 Card: <span id="card"></span></p>
     <form id="consent" hidden>
-      <p class="note">允許後，cardbridge 會記住此網站；可用 <code>cardbridge sites revoke</code> 撤銷。<br>
-      If you allow, cardbridge remembers this site; revoke with <code>cardbridge sites revoke</code>.</p>
+      <p class="note">「只允許這一次」不會記住；「允許並記住」在 <span id="rememberdays">90</span> 天內不再詢問此網站，可在 cardbridge 自我測試頁（https://127.0.0.1:39443/）或用 <code>cardbridge sites revoke</code> 撤銷。<br>
+      "This time only" remembers nothing; "Allow and remember" does not ask this site again for <span id="rememberdays2">90</span> days; revoke it on cardbridge's self-test page (https://127.0.0.1:39443/) or with <code>cardbridge sites revoke</code>.</p>
       <div class="buttons">
         <button type="button" id="deny" class="secondary">拒絕 Deny</button>
-        <button type="submit" id="allow">允許 Allow</button>
+        <button type="button" id="once" class="secondary">只允許這一次 This time only</button>
+        <button type="submit" id="allow">允許並記住 Allow and remember</button>
       </div>
     </form>
     <form id="pinform" hidden>
@@ -134,6 +135,7 @@ export const APPROVE_JS = `'use strict';
     }
     watch();
     $('consent').hidden = view.kind !== 'consent';
+    if (view.rememberDays) $('rememberdays').textContent = $('rememberdays2').textContent = String(view.rememberDays);
     // A blocked card is never asked for a PIN: the window says how to unblock it instead.
     $('blockedform').hidden = !(view.kind === 'pin' && view.blocked);
     $('pinform').hidden = view.kind !== 'pin' || !!view.blocked;
@@ -184,7 +186,8 @@ export const APPROVE_JS = `'use strict';
   }
 
   document.addEventListener('DOMContentLoaded', function () {
-    $('consent').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow' }); });
+    $('consent').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow', remember: true }); });
+    $('once').addEventListener('click', function () { submit({ decision: 'allow', remember: false }); });
     $('deny').addEventListener('click', function () { userDeclined = true; submit({ decision: 'deny' }); });
     $('pinform').addEventListener('submit', function (e) {
       e.preventDefault();

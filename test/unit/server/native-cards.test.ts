@@ -96,8 +96,8 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
 
     const window = windowFor(approveUrl);
     const shown = (await window.view()).json();
-    expect(shown).toMatchObject({ kind: 'consent', origin: SITE, state: 'pending', card: expect.stringContaining('健保卡') });
-    expect((await window.answer({ decision: 'allow' })).json()).toMatchObject({ state: 'done' });
+    expect(shown).toMatchObject({ kind: 'consent', origin: SITE, state: 'pending', card: expect.stringContaining('健保卡'), rememberDays: 90 });
+    expect((await window.answer({ decision: 'allow', remember: true })).json()).toMatchObject({ state: 'done' });
 
     const done = (await api('GET', `/v1/requests/${id}?wait=1`)).json();
     expect(done).toMatchObject({ state: 'done', result: { name: NHI_TEST_IDENTITY.name, idNumber: NHI_TEST_IDENTITY.idNumber, birthDate: NHI_TEST_IDENTITY.birthDate } });
@@ -112,6 +112,18 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     ]);
     // consent is per origin
     expect((await api('POST', '/v1/nhi/basic', {}, OTHER_SITE)).status).toBe(202);
+  });
+
+  it('"allow this time" reads once and remembers nothing: the next read asks again', async () => {
+    const { approveUrl, id } = (await api('POST', '/v1/nhi/basic', {})).json();
+    expect((await windowFor(approveUrl).answer({ decision: 'allow', remember: false })).json()).toMatchObject({ state: 'done' });
+    expect((await api('GET', `/v1/requests/${id}?wait=1`)).json()).toMatchObject({ state: 'done', result: { name: NHI_TEST_IDENTITY.name } });
+    expect(sites.hasConsent(SITE, 'nhi.read')).toBe(false);
+    expect((await api('POST', '/v1/nhi/basic', {})).status).toBe(202);
+    // an allow without a choice is "this time" too: remembering needs the explicit button
+    const second = (await api('POST', '/v1/nhi/basic', {})).json();
+    await windowFor(second.approveUrl).answer({ decision: 'allow' });
+    expect(sites.hasConsent(SITE, 'nhi.read')).toBe(false);
   });
 
   it('a denied consent fails the request as Cancelled and reads nothing', async () => {
