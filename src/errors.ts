@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'ProtocolError' // a response that does not follow ISO 7816-4 or the card's spec
   | 'PinIncorrect'
   | 'PinBlocked'
+  | 'LastTryNeedsConfirmation' // the card has one try left: the PIN was not sent; the user must confirm in cardbridge's own window
   | 'PinLength'
   | 'Cancelled'
   | 'NotAllowedOrigin'

@@ -35,6 +35,7 @@ export const MESSAGES = {
   PinIncorrect: { 'zh-TW': 'PIN 碼錯誤', en: 'Wrong PIN' },
   PinBlocked: { 'zh-TW': 'PIN 碼已鎖住，請向發卡單位解鎖', en: 'The PIN is blocked; have the issuer unblock it' },
   PinLength: { 'zh-TW': 'PIN 碼長度不對', en: 'The PIN has the wrong length' },
+  LastTryNeedsConfirmation: { 'zh-TW': '只剩最後一次機會：請在 cardbridge 視窗中確認後再輸入 PIN 碼', en: 'One try is left: confirm it in cardbridge\'s window before the PIN is sent' },
   Cancelled: { 'zh-TW': '已取消', en: 'Cancelled' },
   NotAllowedOrigin: { 'zh-TW': '這個網站未被允許使用 cardbridge', en: 'This site is not allowed to use cardbridge' },
   Busy: { 'zh-TW': '卡片正在處理其他工作，請稍候再試', en: 'The card is busy; try again shortly' },

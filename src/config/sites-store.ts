@@ -17,6 +17,16 @@ export const CONSENT_SCOPES: readonly ConsentScope[] = ['nhi.read', 'moica.certi
 export type Capability = 'hipki' | 'nhi' | 'native';
 export const CAPABILITIES: readonly Capability[] = ['hipki', 'nhi', 'native'];
 
+/** How long a remembered consent lasts unless configured (config `consentDays`). */
+export const DEFAULT_CONSENT_DAYS = 90;
+const DAY_MS = 86_400_000;
+
+export interface SitesStoreOptions {
+  /** Days a remembered consent lasts; then the site must ask again (default 90). */
+  consentDays?: number;
+  now?: () => Date;
+}
+
 export const DEFAULT_ALLOWED_ORIGINS = ['https://*.gov.tw'] as const;
 export const SITES_FILE = 'sites.json';
 
@@ -53,10 +63,11 @@ export class SitesStore {
     private readonly defaults: readonly string[] = DEFAULT_ALLOWED_ORIGINS,
     /** Origins allowed in this run only (demo mode), never written to the file. */
     private readonly extraOrigins: readonly string[] = [],
+    private readonly options: SitesStoreOptions = {},
   ) {}
 
-  static inStateDir(stateDir: string, defaults?: readonly string[], extraOrigins?: readonly string[]): SitesStore {
-    return new SitesStore(join(stateDir, SITES_FILE), defaults, extraOrigins);
+  static inStateDir(stateDir: string, defaults?: readonly string[], extraOrigins?: readonly string[], options?: SitesStoreOptions): SitesStore {
+    return new SitesStore(join(stateDir, SITES_FILE), defaults, extraOrigins, options);
   }
 
   private read(): SitesFile {
@@ -168,11 +179,29 @@ export class SitesStore {
     return true;
   }
 
+  /** A remembered consent counts until it expires (`consentDays` after it was given). */
   hasConsent(origin: string, scope: ConsentScope): boolean {
-    return Boolean(this.read().consents[origin]?.[scope]);
+    const expiry = this.consentExpiry(origin, scope);
+    return expiry !== undefined && expiry.getTime() > this.now().getTime();
   }
 
-  async grant(origin: string, scope: ConsentScope, at = new Date()): Promise<void> {
+  /** When a remembered consent expires; undefined when there is none (or its date is unreadable). */
+  consentExpiry(origin: string, scope: ConsentScope): Date | undefined {
+    const at = Date.parse(this.read().consents[origin]?.[scope] ?? '');
+    if (!Number.isFinite(at)) return undefined;
+    return new Date(at + this.consentDays * DAY_MS);
+  }
+
+  /** Days a remembered consent lasts. */
+  get consentDays(): number {
+    return this.options.consentDays ?? DEFAULT_CONSENT_DAYS;
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  async grant(origin: string, scope: ConsentScope, at = this.now()): Promise<void> {
     const file = this.read();
     const consents = { ...file.consents, [origin]: { ...file.consents[origin], [scope]: at.toISOString() } };
     await this.write({ ...file, consents });

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { CardBridgeError } from '../errors.js';
-import { DEFAULT_ALLOWED_ORIGINS } from '../config/sites-store.js';
+import { DEFAULT_ALLOWED_ORIGINS, DEFAULT_CONSENT_DAYS } from '../config/sites-store.js';
 import { validateOriginPattern } from '../server/security/origin-policy.js';
 import { DEFAULT_LISTENERS, type ListenerName } from '../config/listeners.js';
 import { CONFIG_SCHEMA, validate, withDefaults } from '../config/schema.js';
@@ -20,6 +20,8 @@ export interface DaemonConfig {
    * bucket). The defaults suit a person at a browser; the benchmark raises them.
    */
   rateLimit: { perSecond: number; burst: number };
+  /** Days a consent the user chose to remember lasts before the site must ask again. */
+  consentDays: number;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -28,6 +30,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   nhiSam: { host: 'cloudicap.nhi.gov.tw', port: 443, connectTimeoutMs: 5000, stepTimeoutMs: 10_000 },
   logLevel: 'info',
   rateLimit: { perSecond: 20, burst: 40 },
+  consentDays: DEFAULT_CONSENT_DAYS,
 };
 
 /** Where the system service's configuration lives (the unit passes it with --config). */

@@ -19,6 +19,7 @@ import { buildNhiHttpApp, buildNhiWsApp } from '../server/nhi/index.js';
 import { loggerAudit } from '../server/native/audit.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import { NhiService } from '../services/nhi/nhi-service.js';
+import { TriesTracker } from '../services/pin/tries-tracker.js';
 import type { DaemonConfig } from './config.js';
 import { DEFAULT_LISTENERS, type ListenerName } from '../config/listeners.js';
 
@@ -103,9 +104,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   }
   const services = {
     nhi: new NhiService(registry, { sam: { ...samTarget, connectTimeoutMs: config.nhiSam.connectTimeoutMs, stepTimeoutMs: config.nhiSam.stepTimeoutMs } }),
-    moica: new MoicaService(registry),
+    moica: new MoicaService(registry, { tries: TriesTracker.inStateDir(stateDir) }),
   };
-  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [DEMO_SITE_ORIGIN] : []));
+  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [DEMO_SITE_ORIGIN] : []), { consentDays: config.consentDays });
 
   const tls = await ensureServerCertificate(stateDir);
   if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');

@@ -10,6 +10,7 @@ const STATUS: Record<ErrorCode, number> = {
   PinIncorrect: 403,
   NotAllowedOrigin: 403,
   PinBlocked: 423,
+  LastTryNeedsConfirmation: 428,
   NoReader: 409,
   NoCard: 409,
   WrongCard: 409,

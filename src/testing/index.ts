@@ -266,6 +266,8 @@ export interface ApproveOptions {
   pin?: string;
   /** Tick "I understand this is the last try" when the card has one try left. */
   lastTry?: boolean;
+  /** Consent requests: "Allow and remember" (default) or, with false, "This time only". */
+  remember?: boolean;
 }
 
 /** Approves the request shown in cardbridge's window, as the user would. */
@@ -277,7 +279,7 @@ export async function approve(popup: ApprovalWindowPage, options: ApproveOptions
     await popup.click('#sign');
     return;
   }
-  await popup.click('#allow');
+  await popup.click(options.remember === false ? '#once' : '#allow');
 }
 
 /** Refuses the request (Deny, or Cancel on the PIN form): the page gets a Cancelled error. */

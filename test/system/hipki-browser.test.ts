@@ -393,4 +393,51 @@ describeWithTools('HiPKI drop-in in Chromium: popups, ChtICToken flow, p11Image.
     await popup.close();
     await page.close();
   });
+
+  it('(7) the last PIN try through /popupForm and /ChtPopupForm: the popup shows site, card and "last try"; nothing reaches the card until the click', async () => {
+    const page = await open(siteOrigin);
+    const verifies = () => card.received.filter((c) => c[1] === 0x20).length;
+    const popupPkg = (pin: string) => JSON.stringify({ func: 'MakeSignature', signatureType: 'PKCS1', tbs: 'last try', tbsEncoding: 'NONE', hashAlgorithm: 'SHA256', pin });
+    const viaPopup = async (path: string, name: string, pin: string) => JSON.parse((await run(page, `() => viaPopup(${JSON.stringify(path)}, ${JSON.stringify(name)}, ${JSON.stringify(popupPkg(pin))})`)).ok);
+    expect(card.triesLeft).toBe(3);
+    expect(await viaPopup('/popupForm', 'signWindow', '000000')).toMatchObject({ ret_code: 0x76100006, last_error: -2147483646 });
+    expect(await viaPopup('/popupForm', 'signWindow', '000000')).toMatchObject({ ret_code: 0x76100006, last_error: -2147483647 });
+    const atOneTry = verifies();
+
+    /** Starts a popup request and returns the popup once it asks for the last try. */
+    async function askedPopup(path: string, name: string) {
+      await page.evaluate(`window.task = () => viaPopup(${JSON.stringify(path)}, ${JSON.stringify(name)}, ${JSON.stringify(popupPkg(PIN))}); window.result = undefined;`);
+      const [popup] = await Promise.all([context.waitForEvent('page'), page.click('#go')]);
+      await popup.waitForSelector('#lasttry:not([hidden])', { timeout: 10_000 });
+      return popup;
+    }
+
+    // ChtPopupForm, cancelled: the page hears "cancelled", the card never saw the PIN
+    const cht = await askedPopup('/ChtPopupForm', 'ChtPopupForm');
+    expect(await cht.textContent('#origin')).toBe(siteOrigin);
+    expect(await cht.textContent('#lastcard')).toContain(SERIAL);
+    expect(await cht.textContent('#lasttry')).toContain('最後一次');
+    await cht.click('#lastcancel');
+    await page.waitForFunction('window.result !== undefined', undefined, { timeout: 10_000 });
+    expect(JSON.parse((await page.evaluate('window.result') as Json).ok)).toMatchObject({ ret_code: 0x76000999 });
+    expect(verifies()).toBe(atOneTry);
+
+    // popupForm, confirmed: the confirmation button is armed only after a second, then signs
+    const popup = await askedPopup('/popupForm', 'signWindow');
+    const shownAt = Date.now();
+    expect(await popup.textContent('#origin')).toBe(siteOrigin);
+    expect(await popup.textContent('#lastcard')).toContain(SERIAL);
+    expect(await popup.isDisabled('#lastconfirm')).toBe(true);
+    expect(verifies()).toBe(atOneTry);
+    await popup.waitForSelector('#lastconfirm:not([disabled])');
+    expect(Date.now() - shownAt).toBeGreaterThanOrEqual(900);
+    await popup.click('#lastconfirm');
+    await page.waitForFunction('window.result !== undefined', undefined, { timeout: 10_000 });
+    const signed = JSON.parse((await page.evaluate('window.result') as Json).ok);
+    expect(signed).toMatchObject({ func: 'sign', ret_code: 0, cardSN: SERIAL });
+    expect(signed).not.toHaveProperty('confirmLastTry');
+    expect(verifies()).toBe(atOneTry + 1);
+    expect(card.triesLeft).toBe(3);
+    await page.close();
+  });
 });

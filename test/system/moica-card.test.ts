@@ -47,7 +47,8 @@ describeSystem('MOICA card through real pcscd + vpcd', () => {
 
   /** Runs the built CLI; `stdin` is written to its standard input and closed. */
   function cli(args: string[], stdin = ''): Promise<{ stdout: string; stderr: string }> {
-    const running = run(process.execPath, ['bin/cardbridge.js', ...args], { timeout: 15_000, encoding: 'utf8' });
+    // Its own state directory: the CLI keeps PIN tries there, and a test must not touch the user's.
+    const running = run(process.execPath, ['bin/cardbridge.js', ...args], { timeout: 15_000, encoding: 'utf8', env: { ...process.env, CARDBRIDGE_STATE_DIR: join(dir, 'state') } });
     running.child.stdin?.end(stdin);
     return running;
   }

@@ -14,6 +14,7 @@ import { VirtualMoicaGen2Card } from '../../src/emulator/moica/virtual-moica-gen
 import { NHI_TEST_IDENTITY, VirtualNhiCard } from '../../src/emulator/nhi/virtual-nhi-card.js';
 import { MockReaderRegistry } from '../../src/readers/mock-registry.js';
 import { buildNativeApp } from '../../src/server/native/app.js';
+import { TriesTracker } from '../../src/services/pin/tries-tracker.js';
 import { MoicaService } from '../../src/services/moica/moica-service.js';
 import { NhiService } from '../../src/services/nhi/nhi-service.js';
 import { AuthTokenValidator } from '../../src/verify/index.js';
@@ -52,6 +53,8 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
   let site: string;
   let validator: AuthTokenValidator;
   let moicaCard: VirtualMoicaGen2Card;
+  let registry: MockReaderRegistry;
+  let moica: MoicaService;
   const savedHome = process.env.HOME;
   const savedSudo = process.env.SUDO_USER;
 
@@ -78,7 +81,7 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     await new Promise<void>((r) => pageServer.listen(pagePort, '127.0.0.1', r));
 
     const pki = await getTestPki();
-    const registry = new MockReaderRegistry();
+    registry = new MockReaderRegistry();
     registry.addReader('NHI');
     registry.addReader('MOICA');
     await registry.insertCard('NHI', new VirtualNhiCard({ identity: NHI_TEST_IDENTITY }));
@@ -90,7 +93,8 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
       port,
       https: { key: tls.key, cert: tls.cert },
       logger: false,
-      cards: { services: { nhi: new NhiService(registry), moica: new MoicaService(registry) }, sites },
+      // One service for every path, as in the daemon: the HiPKI listener would share it.
+      cards: { services: { nhi: new NhiService(registry), moica: (moica = new MoicaService(registry, { tries: TriesTracker.inStateDir(state) })) }, sites },
     });
     await app.listen({ port, host: '127.0.0.1' });
     validator = new AuthTokenValidator({ trustAnchors: [pki.root.pem], intermediates: [pki.issuing.pem] });
@@ -155,6 +159,22 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     await page.click('#nhi');
     expect((await result(page)).ok.name).toBe(NHI_TEST_IDENTITY.name);
     expect(context.pages().filter((p) => p.url().includes('/ui/approve/'))).toHaveLength(0);
+    await page.close();
+  });
+
+  it('"this time only" gives the page the data once; the next read asks again', async () => {
+    await sites.revoke(site); // forget the consent the previous test remembered
+    await sites.allow(site);
+    const page = await openSite();
+    const popup = await clickForWindow(page, '#nhi');
+    expect(await popup.textContent('#rememberdays')).toBe('90');
+    await popup.click('#once');
+    expect((await result(page)).ok.name).toBe(NHI_TEST_IDENTITY.name);
+    expect(sites.hasConsent(site, 'nhi.read')).toBe(false);
+    await page.evaluate("document.getElementById('out').textContent = ''");
+    const again = await clickForWindow(page, '#nhi'); // asked again
+    await again.click('#deny');
+    expect((await result(page)).error?.code).toBe('Cancelled');
     await page.close();
   });
 
@@ -223,5 +243,40 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     const holder = await validator.validate(ok, { origin: site, nonce });
     expect(holder).toMatchObject({ name: TEST_HOLDER.name, idLast4: TEST_HOLDER.idLastFour, serialNumber: TEST_HOLDER.serialNumber });
     await page.close();
+  });
+
+  it('tries spent on another path make the window ask for the last try at once; a blocked card is never asked for a PIN', async () => {
+    // two wrong PINs on the legacy path (the same service the HiPKI listener uses)
+    for (let i = 0; i < 2; i++) await moica.sign({ data: Buffer.from('x') }, '000000').catch(() => undefined);
+    expect(moicaCard.triesLeft).toBe(1);
+    const page = await openSite();
+    const popup = await clickForWindow(page, '#sign');
+    expect(await popup.textContent('#tries')).toContain('1 try left');
+    expect(await popup.isVisible('#lasttrylabel')).toBe(true);
+    await popup.check('#lasttry');
+    await popup.fill('#pin', PIN);
+    await popup.click('#sign');
+    expect((await result(page)).ok).toBeDefined();
+    expect(moicaCard.triesLeft).toBe(3);
+    await page.close();
+
+    // another card, blocked through cardbridge: its window says so and offers no PIN field
+    const blockedCard = new VirtualMoicaGen2Card(await getTestPki(), { pin: PIN, triesLeft: 1, serialNumber: 'TP03000099990077' });
+    await registry.insertCard('MOICA', blockedCard);
+    await moica.sign({ data: Buffer.from('x') }, '000000', { confirmLastTry: true }).catch(() => undefined);
+    expect(blockedCard.triesLeft).toBe(0);
+    const verifies = () => blockedCard.received.filter((c) => c[1] === 0x20).length;
+    const before = verifies();
+    const blockedPage = await openSite();
+    const blockedWindow = await clickForWindow(blockedPage, '#sign');
+    await blockedWindow.waitForSelector('#blockedform:not([hidden])');
+    expect(await blockedWindow.isVisible('#pin')).toBe(false);
+    expect(await blockedWindow.textContent('#blockedform')).toContain('用戶代碼');
+    await blockedWindow.click('#blockedok');
+    expect((await result(blockedPage)).error?.code).toBe('PinBlocked');
+    expect(await blockedWindow.textContent('#message')).toContain('用戶代碼');
+    expect(verifies()).toBe(before);
+    await blockedPage.close();
+    await registry.insertCard('MOICA', moicaCard);
   });
 });

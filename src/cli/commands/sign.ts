@@ -11,6 +11,9 @@ import { parseCommandArgs } from '../args.js';
 import { EXIT, type CliCommand, type CliIO, UsageError } from '../io.js';
 import { openRegistry as openDefaultRegistry } from '../reader-source.js';
 import { canPromptHidden, promptHidden, readFirstLine } from '../pin-input.js';
+import { TriesTracker } from '../../services/pin/tries-tracker.js';
+import { defaultStateDir } from '../../config/paths.js';
+import { MOICA_UNBLOCK_HINT } from '../../cards/moica/moica-card.js';
 
 /**
  * `cardbridge sign`: signs a file with the signing key of a citizen certificate card
@@ -127,10 +130,35 @@ function describeSigner(result: MoicaSignResult): string {
 export interface SignCommandOptions {
   /** Where the readers come from (tests inject a registry holding their own virtual card). */
   openRegistry?: (mock: boolean) => Promise<ReaderRegistry>;
+  /**
+   * The cards' PIN tries. Default: the state directory's, shared with the daemon, so tries
+   * spent anywhere count here; in memory for --mock and for an injected registry (their cards
+   * are not the user's).
+   */
+  tries?: () => TriesTracker;
+}
+
+/**
+ * At a terminal, the last try is spent only after the user types "yes"; a blocked card is
+ * never asked for its PIN. Returns whether the last try was confirmed.
+ */
+async function confirmAtTerminal(service: MoicaService, reader: string, io: CliIO, stdin: Parameters<typeof promptHidden>[0]): Promise<boolean> {
+  const status = await service.pinStatus({ reader });
+  if (status.blocked) {
+    throw new CardBridgeError('PinBlocked', 'The card PIN is blocked; cardbridge did not ask for it', { triesLeft: 0, hint: MOICA_UNBLOCK_HINT });
+  }
+  if (status.triesLeft !== 1) return false;
+  io.err(`Warning: the citizen certificate card ${status.serialNumber} has ONE PIN try left. A wrong PIN now blocks it (unblocking needs your 用戶代碼 at the MOICA CA web site).`);
+  io.err('這張卡只剩最後一次 PIN 碼機會，輸錯將鎖卡。');
+  const answer = await promptHidden(stdin, io, 'Type "yes" and Enter to use the last try (not shown; anything else cancels):');
+  if (answer.trim().toLowerCase() !== 'yes') throw new CardBridgeError('Cancelled', 'The last PIN try was not confirmed; nothing was sent to the card');
+  return true;
 }
 
 export function createSignCommand(options: SignCommandOptions = {}): CliCommand {
   const openRegistry = options.openRegistry ?? openDefaultRegistry;
+  const trackerFor = (mock: boolean): TriesTracker =>
+    options.tries?.() ?? (mock || options.openRegistry ? TriesTracker.inMemory() : TriesTracker.inStateDir(defaultStateDir()));
   return {
     name: 'sign',
     summary: 'Sign a file with a citizen certificate card (自然人憑證): PKCS#1 or CMS',
@@ -181,19 +209,27 @@ export function createSignCommand(options: SignCommandOptions = {}): CliCommand 
 
       const registry = await openRegistry(values.mock ?? false);
       try {
-        const service = new MoicaService(registry);
+        const service = new MoicaService(registry, { tries: trackerFor(values.mock ?? false) });
         let reader = values.reader;
+        let confirmLastTry = false;
         if (pin === undefined) {
           const card = await service.cardInfo(reader === undefined ? {} : { reader });
           reader = card.reader;
+          confirmLastTry = await confirmAtTerminal(service, card.reader, io, stdin);
           pin = await promptHidden(stdin, io, `PIN of the citizen certificate card ${card.serialNumber} in "${card.reader}" (not shown; Ctrl+C cancels):`);
           assertMoicaPin(pin);
         }
         let result: MoicaSignResult;
         try {
-          result = await service.sign({ data, hash, format, ...(format === 'cms' ? { detached } : {}), ...(reader === undefined ? {} : { reader }) }, pin);
+          result = await service.sign({ data, hash, format, ...(format === 'cms' ? { detached } : {}), ...(reader === undefined ? {} : { reader }) }, pin, { confirmLastTry });
         } catch (e) {
           if (isCardBridgeError(e, 'PinIncorrect')) return reportWrongPin(e, io);
+          if (isCardBridgeError(e, 'LastTryNeedsConfirmation')) {
+            throw new CardBridgeError('LastTryNeedsConfirmation', e.message, {
+              triesLeft: 1,
+              hint: 'A piped PIN cannot confirm the last try: run the command at a terminal without --pin-stdin and confirm it there.',
+            });
+          }
           throw e;
         } finally {
           pin = undefined;

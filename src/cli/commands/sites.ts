@@ -41,7 +41,7 @@ export const sitesCommand: CliCommand = {
     const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' }, config: { type: 'string' }, 'state-dir': { type: 'string' } }, true);
     const config = loadConfig(configFile(values.config));
     const stateDir = values['state-dir'] ?? config.stateDir ?? defaultStateDir();
-    const store = SitesStore.inStateDir(stateDir, config.allowedOrigins);
+    const store = SitesStore.inStateDir(stateDir, config.allowedOrigins, [], { consentDays: config.consentDays });
     const [action, target, ...extra] = positionals;
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
     switch (action) {

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { CardBridgeError, asCardBridgeError } from '../../errors.js';
+import { CardBridgeError, asCardBridgeError, isCardBridgeError } from '../../errors.js';
+import type { PinUse } from '../../services/moica/moica-service.js';
 import type { ReaderRegistry } from '../../readers/types.js';
 import type { MoicaService } from '../../services/moica/moica-service.js';
 import type { SitesStore } from '../../config/sites-store.js';
@@ -41,6 +42,13 @@ export const HIPKI_SERVER_VERSION = '1.3.4.999999';
 
 /** The header the bridge's own popup uses to name the site it works for (checked against the allow-list). */
 export const SITE_HEADER = 'x-hipki-site';
+
+/**
+ * The header cardbridge's own popup sets after the user confirmed, in the popup, that the
+ * card's last PIN try may be spent. Honoured only on requests from the bridge's own origin
+ * (a page cannot send it: it is not in the CORS allow-list, and the Origin would be the page's).
+ */
+export const CONFIRM_LAST_TRY_HEADER = 'x-cardbridge-confirm-last-try';
 
 export interface HipkiAppOptions {
   registry: ReaderRegistry;
@@ -232,22 +240,42 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
 
   // ——— MakeSignature, umakeSig, DecryptData ———
   /** Parses, checks the caller, runs; failures become HiPKI JSON (HTTP 200, as pages expect). */
-  async function operate(request: FastifyRequest, func: string, operation: HipkiOperation, work: (pkg: TbsPackage, caller: Caller) => Promise<Reply>): Promise<Reply> {
+  async function operate(request: FastifyRequest, func: string, operation: HipkiOperation, work: (pkg: TbsPackage, caller: Caller, use: PinUse) => Promise<Reply>): Promise<Reply> {
     let caller: Caller | undefined;
     let pkg: TbsPackage | undefined;
     try {
       caller = callerOf(request);
       pkg = parseTbsPackage(request.body as string | undefined);
-      return await work(pkg, caller);
+      return await work(pkg, caller, { confirmLastTry: fromOwnPage(request) && request.headers[CONFIRM_LAST_TRY_HEADER] === 'yes' });
     } catch (e) {
       logUnexpected(request, e);
       if (caller && pkg) record(caller, func, readerOf(pkg) ?? '', e);
-      return failureReply(func, e, operation);
+      return { ...failureReply(func, e, operation), ...(await lastTryPrompt(request, e, pkg)) };
     }
   }
 
-  const sign = async (pkg: TbsPackage, caller: Caller) => {
-    const signed = await makeSignature(context, pkg);
+  /** Sent by a page of this listener itself (the popups, the self-test), not by any web site. */
+  function fromOwnPage(request: FastifyRequest): boolean {
+    return request.callerOrigin !== undefined && ownOrigins.has(request.callerOrigin) && (request.headers['sec-fetch-site'] ?? 'same-origin') === 'same-origin';
+  }
+
+  /**
+   * For cardbridge's own popup only: which card wants the last-try confirmation, so the popup
+   * can show it before it re-posts with CONFIRM_LAST_TRY_HEADER. Web pages never get this.
+   */
+  async function lastTryPrompt(request: FastifyRequest, error: unknown, pkg: TbsPackage | undefined): Promise<Reply> {
+    if (!isCardBridgeError(error, 'LastTryNeedsConfirmation') || !fromOwnPage(request) || !pkg) return {};
+    try {
+      const reader = readerOf(pkg);
+      const status = await options.moica.pinStatus(reader === undefined ? {} : { reader });
+      return { confirmLastTry: { card: status.serialNumber, reader: status.reader } };
+    } catch {
+      return {}; // the card went away meanwhile: the popup shows the failure as it is
+    }
+  }
+
+  const sign = async (pkg: TbsPackage, caller: Caller, use: PinUse) => {
+    const signed = await makeSignature(context, pkg, use);
     record(caller, `sign ${signed.summary}`, signed.reader);
     return signed;
   };
@@ -256,8 +284,8 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
   app.post('/sign', async (request, reply) =>
     json(
       reply,
-      await operate(request, 'sign', 'sign', async (pkg, caller) => {
-        const signed = await sign(pkg, caller);
+      await operate(request, 'sign', 'sign', async (pkg, caller, use) => {
+        const signed = await sign(pkg, caller, use);
         return {
           func: 'sign',
           ret_code: RET.OK,
@@ -274,8 +302,8 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
   app.post('/umakeSig', async (request, reply) =>
     json(
       reply,
-      await operate(request, 'umakeSig', 'sign', async (pkg, caller) => {
-        const signed = await sign(pkg, caller);
+      await operate(request, 'umakeSig', 'sign', async (pkg, caller, use) => {
+        const signed = await sign(pkg, caller, use);
         return {
           func: 'umakeSig',
           ret_code: RET.OK,
@@ -290,8 +318,8 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
   app.post('/decrypt', async (request, reply) =>
     json(
       reply,
-      await operate(request, 'decrypt', 'decrypt', async (pkg, caller) => {
-        const { plain, reader } = await decryptData(context, pkg);
+      await operate(request, 'decrypt', 'decrypt', async (pkg, caller, use) => {
+        const { plain, reader } = await decryptData(context, pkg, use);
         record(caller, 'decrypt', reader);
         return { func: 'decrypt', ret_code: RET.OK, last_error: 0, plain, version: serverVersion };
       }),

@@ -1,6 +1,6 @@
 import { CardBridgeError } from '../../errors.js';
 import type { ReaderRegistry } from '../../readers/types.js';
-import type { MoicaService, MoicaSignFormat } from '../../services/moica/moica-service.js';
+import type { MoicaService, MoicaSignFormat, PinUse } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
 import { ATTRIBUTE_NAMES as FACT_ATTRIBUTE_NAMES, parseCertificate } from '../../cards/moica/certificate-facts.js';
 import type { Pkcs1HashName } from '../../crypto/pkcs1.js';
@@ -221,7 +221,7 @@ async function checkSigningCertificate(context: HipkiContext, pkg: TbsPackage, r
 }
 
 /** MakeSignature: PKCS1 / PKCS7 / RAW over the tbs bytes with the card's signing key. */
-export async function makeSignature(context: HipkiContext, pkg: TbsPackage): Promise<HipkiSignature> {
+export async function makeSignature(context: HipkiContext, pkg: TbsPackage, use: PinUse = {}): Promise<HipkiSignature> {
   const data = tbsBytes(pkg);
   const hashName = (field(pkg, 'hashAlgorithm') ?? '').toUpperCase() || 'SHA256';
   const hash = HASHES[hashName];
@@ -242,6 +242,7 @@ export async function makeSignature(context: HipkiContext, pkg: TbsPackage): Pro
       ...(reader === undefined ? {} : { reader }),
     },
     pin,
+    use,
   );
   return {
     signature: signed.signature.toString('base64'),
@@ -260,7 +261,7 @@ export interface HipkiPlain {
 }
 
 /** DecryptData: PKCS#1 v1.5 with the card's encryption key. */
-export async function decryptData(context: HipkiContext, pkg: TbsPackage): Promise<HipkiPlain> {
+export async function decryptData(context: HipkiContext, pkg: TbsPackage, use: PinUse = {}): Promise<HipkiPlain> {
   const cipherText = field(pkg, 'cipher');
   if (cipherText === undefined || cipherText === '') throw new HipkiRequestError(RET.PARAM_ERROR, 'No cipher in the request');
   const cipher = decodeBase64(cipherText, RET.BASE64_CIPHER, 'cipher');
@@ -268,7 +269,7 @@ export async function decryptData(context: HipkiContext, pkg: TbsPackage): Promi
   if (!['', 'NONE', 'BASE64'].includes(plainEncoding)) throw new HipkiRequestError(RET.PARAM_ERROR, `Unknown plainEncoding "${plainEncoding}"`);
   const pin = pinOf(pkg);
   const reader = readerOf(pkg);
-  const plain = await context.moica.decrypt(cipher, pin, reader === undefined ? {} : { reader });
+  const plain = await context.moica.decrypt(cipher, pin, reader === undefined ? {} : { reader }, use);
   try {
     return { plain: plainEncoding === 'BASE64' ? plain.toString('base64') : plain.toString('utf8'), reader: reader ?? '' };
   } finally {

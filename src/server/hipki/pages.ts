@@ -25,6 +25,16 @@ function popupHtml(form: PopupForm): string {
   <p class="brand">cardbridge</p>
   <p id="status" role="status">處理中… Working…</p>
   <p class="origin" id="origin" hidden></p>
+  <section id="lasttry" hidden>
+    <p class="ask"><strong>最後一次機會 · This is the last try</strong></p>
+    <p>卡片 Card: <span id="lastcard"></span></p>
+    <p class="note">這張自然人憑證只剩一次 PIN 碼機會：若網頁上輸入的 PIN 碼錯誤，卡片將被鎖住，須以用戶代碼至內政部憑證管理中心網站解鎖。確定 PIN 碼正確再送出。<br>
+    This citizen certificate card has one PIN try left: if the PIN typed on the page is wrong, the card is blocked and must be unblocked with your 用戶代碼 at the MOICA CA web site. Send only if you are sure.</p>
+    <div class="buttons">
+      <button type="button" id="lastcancel" class="secondary">取消 Cancel</button>
+      <button type="button" id="lastconfirm" disabled>確認送出 Use the last try</button>
+    </div>
+  </section>
 </main>
 </body>
 </html>
@@ -42,6 +52,11 @@ export const UNSUPPORTED_POPUP_FORM_HTML = popupHtml('unsupported');
  * (X-HiPKI-Site) and do the work, posts the server's JSON text to that origin only, closes.
  * The tbsPackage is forwarded exactly as received, as a form value, so the server decodes it
  * once as the official component does.
+ *
+ * When the card has one PIN try left the server sends no VERIFY and tells this page (only
+ * this page: own origin) which card it is; the popup shows site, card and "last try" and
+ * re-posts with X-CardBridge-Confirm-Last-Try only after the user's click, armed like
+ * /addDomain's Allow. A blocked card's answer stays on screen with how to unblock it.
  */
 export const POPUP_JS = `'use strict';
 (function () {
@@ -103,18 +118,66 @@ export const POPUP_JS = `'use strict';
     shown.textContent = origin;
     shown.hidden = false;
     var path = Object.prototype.hasOwnProperty.call(ROUTES, func) ? ROUTES[func] : '/hipki-ui/unsupported';
-    fetch(path, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-HiPKI-Site': origin },
-      body: 'tbsPackage=' + formValue(event.data),
-      cache: 'no-store',
-      credentials: 'omit',
-    })
-      .then(function (response) { return response.text(); })
-      .then(function (text) { finish(target, origin, text); })
-      .catch(function () {
-        finish(target, origin, JSON.stringify({ func: func, ret_code: 0x7600000D, last_error: 0, message: '執行檔錯誤或逾時' }));
+    var body = 'tbsPackage=' + formValue(event.data);
+    function send(confirmed) {
+      var headers = { 'Content-Type': 'application/x-www-form-urlencoded', 'X-HiPKI-Site': origin };
+      if (confirmed) headers['X-CardBridge-Confirm-Last-Try'] = 'yes';
+      fetch(path, { method: 'POST', headers: headers, body: body, cache: 'no-store', credentials: 'omit' })
+        .then(function (response) { return response.text(); })
+        .then(function (text) { answered(text, confirmed); })
+        .catch(function () {
+          finish(target, origin, JSON.stringify({ func: func, ret_code: 0x7600000D, last_error: 0, message: '執行檔錯誤或逾時' }));
+        });
+    }
+    function answered(text, confirmed) {
+      var reply = null;
+      try { reply = JSON.parse(text); } catch (e) { /* not JSON: pass it on */ }
+      if (reply && reply.confirmLastTry) {
+        var card = reply.confirmLastTry;
+        delete reply.confirmLastTry;
+        if (!confirmed) { askLastTry(card, reply.func); return; }
+        text = JSON.stringify(reply);
+      }
+      if (reply && reply.ret_code === 0x76100006 && reply.last_error === 0xA4) {
+        // Blocked: the page gets the answer, the citizen keeps the explanation on screen.
+        try { target.postMessage(text, origin); } catch (e) { /* the opener went away */ }
+        show('卡片已鎖住：請以用戶代碼至內政部憑證管理中心網站 (https://moica.nat.gov.tw) 解鎖，不要再試 PIN 碼。The card is blocked: unblock it with your 用戶代碼 at https://moica.nat.gov.tw; do not try the PIN again.');
+        return;
+      }
+      finish(target, origin, text);
+    }
+    function askLastTry(card, replyFunc) {
+      var box = document.getElementById('lasttry');
+      var confirm = document.getElementById('lastconfirm');
+      document.getElementById('lastcard').textContent = card.card + '（' + card.reader + '）';
+      show('請確認 Please confirm');
+      box.hidden = false;
+      // Armed only after a full second visible and focused, re-armed on every focus or
+      // visibility change: a click meant for the opener must never land here.
+      var armTimer;
+      function disarm() { clearTimeout(armTimer); armTimer = undefined; confirm.disabled = true; }
+      function arm() {
+        disarm();
+        if (document.visibilityState !== 'visible' || !document.hasFocus()) return;
+        armTimer = setTimeout(function () { confirm.disabled = false; }, 1000);
+      }
+      window.addEventListener('focus', arm);
+      window.addEventListener('blur', disarm);
+      document.addEventListener('visibilitychange', function () { if (document.visibilityState === 'visible') arm(); else disarm(); });
+      arm();
+      var done = false;
+      confirm.addEventListener('click', function () {
+        if (done || confirm.disabled) return;
+        done = true; disarm(); box.hidden = true; show('處理中… Working…');
+        send(true);
       });
+      document.getElementById('lastcancel').addEventListener('click', function () {
+        if (done) return;
+        done = true; box.hidden = true;
+        finish(target, origin, JSON.stringify({ func: replyFunc || func, ret_code: 0x76000999, last_error: 0, message: '使用者已取消動作', message2: 'The user did not confirm the last PIN try in cardbridge’s window; the PIN was not sent' }));
+      });
+    }
+    send(false);
   });
 
   if (window.opener) {

@@ -48,7 +48,7 @@ export const LAST_ERROR = {
   PIN_LOCKED: 0xa4,
   /** 0x80000002 as the vendor's signed 32-bit number: wrong PIN, two tries left. */
   PIN_TWO_TRIES_LEFT: -2147483646,
-  /** 0x80000001: wrong PIN, one try left. */
+  /** 0x80000001: wrong PIN, one try left (also: the PIN was not sent because only one try is left). */
   PIN_ONE_TRY_LEFT: -2147483647,
 } as const;
 
@@ -143,6 +143,11 @@ function numbersOf(error: CardBridgeError, operation: HipkiOperation): { ret: nu
       return { ret: RET.LOGIN_FAILED, last: LAST_ERROR.PIN_LOCKED };
     case 'PinLength':
       return { ret: RET.LOGIN_FAILED, last: LAST_ERROR.PIN_LEN_RANGE };
+    case 'LastTryNeedsConfirmation':
+      // Our choice (docs/compatibility.md): the login is refused before the PIN reaches the
+      // card, and last_error states the card's real condition — one try left — in the vendor's
+      // own number, which pages already show as a warning. message2 says what to do.
+      return { ret: RET.LOGIN_FAILED, last: LAST_ERROR.PIN_ONE_TRY_LEFT };
     case 'Cancelled':
       return { ret: RET.CANCELLED, last: LAST_ERROR.NONE };
     case 'NotAllowedOrigin':

@@ -89,11 +89,11 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
     request: FastifyRequest,
     reply: FastifyReply,
     spec: { operationName: string; operation: string; kind: PendingKind; scope?: ConsentScope; cardKind: CardKind; reader?: string },
-    work: (input: { pin?: string }) => Promise<T>,
+    work: (input: { pin?: string; confirmLastTry?: boolean }) => Promise<T>,
   ): Promise<T | FastifyReply> {
     const origin = requireOrigin(request);
     const card = locate(spec.cardKind, spec.reader);
-    const audited = async (input: { pin?: string }) => {
+    const audited = async (input: { pin?: string; confirmLastTry?: boolean }) => {
       try {
         const result = await work(input);
         audit.record({ origin, operation: spec.operationName, card: spec.cardKind, reader: card.reader, result: 'ok' });
@@ -110,8 +110,12 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       operation: spec.operation,
       card: card.label,
       cardKey: card.cardKey,
+      // The window shows (and enforces) the card's tries as every path has seen them.
+      ...(spec.kind === 'pin' && spec.cardKind === 'moica' && { pinStatus: () => services.moica.pinStatus({ reader: card.reader }) }),
+      ...(spec.kind === 'consent' && { rememberDays: sites.consentDays }),
       run: async (input) => {
-        if (spec.kind === 'consent' && spec.scope) await sites.grant(origin, spec.scope);
+        // "Allow this time" reads once; only "allow and remember" is written down.
+        if (spec.kind === 'consent' && spec.scope && input.remember) await sites.grant(origin, spec.scope);
         return audited(input);
       },
     });
@@ -189,7 +193,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       request,
       reply,
       { operationName: 'moica.sign', operation: `Sign ${what} (${format.toUpperCase()}, ${hash.toUpperCase()}) with your citizen certificate (自然人憑證簽章)`, kind: 'pin', cardKind: 'moica' },
-      async ({ pin }) => {
+      async ({ pin, confirmLastTry }) => {
         const signed = await services.moica.sign(
           {
             ...(body.data !== undefined ? { data: Buffer.from(body.data, 'base64') } : { digest: Buffer.from(body.digest!, 'base64') }),
@@ -198,6 +202,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
             ...(body.detached !== undefined && { detached: body.detached }),
           },
           pin!,
+          { confirmLastTry: confirmLastTry === true },
         );
         return { format: signed.format, hash: signed.hash, signature: signed.signature.toString('base64'), certificate: signed.certificate.toString('base64') };
       },
@@ -213,10 +218,10 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       request,
       reply,
       { operationName: 'moica.authenticate', operation: `Log in to ${origin} with your citizen certificate (自然人憑證登入)`, kind: 'pin', cardKind: 'moica' },
-      async ({ pin }) => {
+      async ({ pin, confirmLastTry }) => {
         // The verifier's own definition of what is signed, so both sides can never drift apart.
         const tbs = createAuthTokenTbs(origin, nonce);
-        const signed = await services.moica.sign({ digest: createHash('sha256').update(tbs).digest(), hash: 'sha256', format: 'pkcs1' }, pin!);
+        const signed = await services.moica.sign({ digest: createHash('sha256').update(tbs).digest(), hash: 'sha256', format: 'pkcs1' }, pin!, { confirmLastTry: confirmLastTry === true });
         return {
           token: {
             format: 'cardbridge-auth-token',

@@ -1,5 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { CardBridgeError, asCardBridgeError } from '../../errors.js';
+import { MOICA_UNBLOCK_HINT } from '../../cards/moica/moica-card.js';
 import { type Problem, problemOf } from '../problem.js';
 
 /**
@@ -16,10 +17,26 @@ export interface PendingSpec<T> {
   operation: string;
   /** The card the operation will use, as the user knows it (shown in the window). */
   card: string;
-  /** Identifies the physical card, for one PIN prompt per card and remembered tries left. */
+  /** Identifies the card in its reader, for one PIN prompt per card at a time. */
   cardKey: string;
-  /** Does the work once the user agreed; gets the PIN for `pin` requests. */
-  run(input: { pin?: string }): Promise<T>;
+  /**
+   * `pin` requests: the card's PIN tries as cardbridge knows them on every path (the tries
+   * tracker, read from the card's own answers), asked each time the window looks.
+   */
+  pinStatus?: () => Promise<PinStatusView>;
+  /** `consent` requests: how long "allow and remember" remembers (the window says so). */
+  rememberDays?: number;
+  /**
+   * Does the work once the user agreed; gets the PIN (and the last-try confirmation) for `pin`
+   * requests, and for `consent` requests whether the user chose to remember the answer.
+   */
+  run(input: { pin?: string; confirmLastTry?: boolean; remember?: boolean }): Promise<T>;
+}
+
+export interface PinStatusView {
+  /** Absent: no failed VERIFY seen since the last success. */
+  triesLeft?: number;
+  blocked: boolean;
 }
 
 export type PendingState = 'pending' | 'running' | 'done' | 'failed';
@@ -38,8 +55,13 @@ export interface UiView {
   operation: string;
   card: string;
   state: PendingState;
-  /** Known from the card's last answer; the window insists on confirmation at 1. */
+  /** Known from the card's last answers on any path; the window insists on confirmation at 1. */
   triesLeft?: number;
+  /** `pin` requests: the card is known to be blocked; the window asks for no PIN and says how to unblock. */
+  blocked?: boolean;
+  unblockHint?: string;
+  /** `consent` requests: days "allow and remember" lasts. */
+  rememberDays?: number;
   problem?: Problem;
 }
 
@@ -47,6 +69,8 @@ export interface Submission {
   decision: 'allow' | 'deny';
   pin?: string;
   confirmLastTry?: boolean;
+  /** `consent`: remember the answer (for rememberDays); otherwise it is for this request only. */
+  remember?: boolean;
 }
 
 interface Entry {
@@ -85,8 +109,6 @@ const notFound = () => new CardBridgeError('InvalidInput', 'No such request (it 
 
 export class PendingRequests {
   private readonly entries = new Map<string, Entry>();
-  /** Tries left per card as the card last reported them; forgotten on success. */
-  private readonly triesLeft = new Map<string, number>();
   private readonly ttlMs: number;
   private readonly keepMs: number;
   private readonly maxOpen: number;
@@ -175,13 +197,28 @@ export class PendingRequests {
   }
 
   /** The window's view, after it proved it holds the request's secret. */
-  uiView(id: string, secret: string): UiView {
+  async uiView(id: string, secret: string): Promise<UiView> {
     const entry = this.authorised(id, secret);
     const view: UiView = { id, kind: entry.spec.kind, origin: entry.spec.origin, operation: entry.spec.operation, card: entry.spec.card, state: entry.state };
-    const tries = this.triesLeft.get(entry.spec.cardKey);
-    if (tries !== undefined) view.triesLeft = tries;
+    if (entry.state === 'pending') {
+      const status = await this.pinStatusOf(entry);
+      if (status?.triesLeft !== undefined) view.triesLeft = status.triesLeft;
+      if (status) view.blocked = status.blocked;
+      if (status?.blocked) view.unblockHint = MOICA_UNBLOCK_HINT;
+    }
+    if (entry.spec.rememberDays !== undefined) view.rememberDays = entry.spec.rememberDays;
     if (entry.problem) view.problem = entry.problem;
     return view;
+  }
+
+  /** Unknown (undefined) when the card cannot be asked now: the card's own answer decides then. */
+  private async pinStatusOf(entry: Entry): Promise<PinStatusView | undefined> {
+    if (entry.spec.kind !== 'pin' || !entry.spec.pinStatus) return undefined;
+    try {
+      return await entry.spec.pinStatus();
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -196,21 +233,27 @@ export class PendingRequests {
       return this.uiView(id, secret);
     }
     if (entry.spec.kind === 'pin') {
+      const status = await this.pinStatusOf(entry);
+      if (status?.blocked) {
+        // Never sent: the card is blocked, and only its 用戶代碼 at the CA's site unblocks it.
+        this.fail(entry, new CardBridgeError('PinBlocked', 'The card PIN is blocked; cardbridge did not send the PIN', { triesLeft: 0, hint: MOICA_UNBLOCK_HINT }));
+        return this.uiView(id, secret);
+      }
       if (submission.pin === undefined) throw new CardBridgeError('PinLength', 'Type the PIN');
-      if (this.triesLeft.get(entry.spec.cardKey) === 1 && !submission.confirmLastTry) {
-        throw new CardBridgeError('InvalidInput', 'This is the last try before the card blocks: confirm it explicitly', { triesLeft: 1 });
+      if (status?.triesLeft === 1 && submission.confirmLastTry !== true) {
+        throw new CardBridgeError('LastTryNeedsConfirmation', 'The card has one PIN try left: confirm the last try explicitly', { triesLeft: 1 });
       }
     }
     entry.state = 'running';
     entry.problem = undefined;
     try {
-      const result = await entry.spec.run(entry.spec.kind === 'pin' ? { pin: submission.pin! } : {});
-      this.triesLeft.delete(entry.spec.cardKey);
+      const result = await entry.spec.run(entry.spec.kind === 'pin' ? { pin: submission.pin!, confirmLastTry: submission.confirmLastTry === true } : { remember: submission.remember === true });
       this.settle(entry, 'done', result);
     } catch (e) {
       const error = asCardBridgeError(e);
-      if (error.triesLeft !== undefined) this.triesLeft.set(entry.spec.cardKey, error.triesLeft);
-      if (error.code === 'PinIncorrect' || error.code === 'PinLength') {
+      // The service refuses the last try too (tries may have been spent elsewhere meanwhile):
+      // the window then asks for the confirmation, as for a wrong PIN.
+      if (error.code === 'PinIncorrect' || error.code === 'PinLength' || error.code === 'LastTryNeedsConfirmation') {
         entry.state = 'pending';
         entry.problem = problemOf(error);
       } else {

@@ -25,11 +25,12 @@ export const APPROVE_HTML = `<!doctype html>
     <p class="operation" id="operation"></p>
     <p class="card">卡片 Card: <span id="card"></span></p>
     <form id="consent" hidden>
-      <p class="note">允許後，cardbridge 會記住此網站；可用 <code>cardbridge sites revoke</code> 撤銷。<br>
-      If you allow, cardbridge remembers this site; revoke with <code>cardbridge sites revoke</code>.</p>
+      <p class="note">「只允許這一次」不會記住；「允許並記住」在 <span id="rememberdays">90</span> 天內不再詢問此網站，可在 cardbridge 自我測試頁（https://127.0.0.1:39443/）或用 <code>cardbridge sites revoke</code> 撤銷。<br>
+      "This time only" remembers nothing; "Allow and remember" does not ask this site again for <span id="rememberdays2">90</span> days; revoke it on cardbridge's self-test page (https://127.0.0.1:39443/) or with <code>cardbridge sites revoke</code>.</p>
       <div class="buttons">
         <button type="button" id="deny" class="secondary">拒絕 Deny</button>
-        <button type="submit" id="allow">允許 Allow</button>
+        <button type="button" id="once" class="secondary">只允許這一次 This time only</button>
+        <button type="submit" id="allow">允許並記住 Allow and remember</button>
       </div>
     </form>
     <form id="pinform" hidden>
@@ -41,6 +42,11 @@ export const APPROVE_HTML = `<!doctype html>
         <button type="button" id="cancel" class="secondary">取消 Cancel</button>
         <button type="submit" id="sign">確認 Confirm</button>
       </div>
+    </form>
+    <form id="blockedform" hidden>
+      <p class="tries">此卡 PIN 碼已鎖住，cardbridge 不會再送出 PIN 碼。請持用戶代碼至內政部憑證管理中心網站（https://moica.nat.gov.tw）解鎖。<br>
+      This card's PIN is blocked; cardbridge will not send a PIN to it. Unblock it with your 用戶代碼 (user code) at the MOICA CA web site (https://moica.nat.gov.tw).</p>
+      <div class="buttons"><button type="submit" id="blockedok">知道了 OK</button></div>
     </form>
     <p class="message" id="message" role="status" aria-live="polite"></p>
   </section>
@@ -123,13 +129,17 @@ export const APPROVE_JS = `'use strict';
       // to read why (the page went away, the card was removed, the card is blocked…).
       $('consent').hidden = true;
       $('pinform').hidden = true;
+      $('blockedform').hidden = true;
       $('message').textContent = '無法完成 · Could not finish: ' + said(p);
       return;
     }
     watch();
     $('consent').hidden = view.kind !== 'consent';
-    $('pinform').hidden = view.kind !== 'pin';
-    if (view.kind === 'pin') {
+    if (view.rememberDays) $('rememberdays').textContent = $('rememberdays2').textContent = String(view.rememberDays);
+    // A blocked card is never asked for a PIN: the window says how to unblock it instead.
+    $('blockedform').hidden = !(view.kind === 'pin' && view.blocked);
+    $('pinform').hidden = view.kind !== 'pin' || !!view.blocked;
+    if (view.kind === 'pin' && !view.blocked) {
       var tries = view.triesLeft;
       $('tries').hidden = tries === undefined;
       if (tries !== undefined) $('tries').textContent = '剩餘 ' + tries + ' 次機會 · ' + tries + (tries === 1 ? ' try' : ' tries') + ' left';
@@ -176,7 +186,8 @@ export const APPROVE_JS = `'use strict';
   }
 
   document.addEventListener('DOMContentLoaded', function () {
-    $('consent').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow' }); });
+    $('consent').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow', remember: true }); });
+    $('once').addEventListener('click', function () { submit({ decision: 'allow', remember: false }); });
     $('deny').addEventListener('click', function () { userDeclined = true; submit({ decision: 'deny' }); });
     $('pinform').addEventListener('submit', function (e) {
       e.preventDefault();
@@ -184,6 +195,8 @@ export const APPROVE_JS = `'use strict';
       $('pin').value = '';
     });
     $('cancel').addEventListener('click', function () { userDeclined = true; submit({ decision: 'deny' }); });
+    // No PIN is sent: the bridge ends the request as PinBlocked so the page learns why.
+    $('blockedform').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow' }); });
     call('GET').then(function (r) {
       if (r.status >= 400) { $('loading').textContent = (r.body && r.body.detail) || 'This request no longer exists.'; return; }
       render(r.body);

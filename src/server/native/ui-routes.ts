@@ -37,7 +37,7 @@ export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests,
   app.get('/ui/api/requests/:id', { schema: { params: idParams } }, async (request, reply) => {
     fromOwnPage(request);
     const { id } = request.params as { id: string };
-    return trustedPage(reply, 'application/json').send(pending.uiView(id, secretOf(request)));
+    return trustedPage(reply, 'application/json').send(await pending.uiView(id, secretOf(request)));
   });
 
   const submitBody = {
@@ -46,6 +46,7 @@ export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests,
       decision: { type: 'string', enum: ['allow', 'deny'] },
       pin: { type: 'string', maxLength: 16 },
       confirmLastTry: { type: 'boolean' },
+      remember: { type: 'boolean' },
     },
     required: ['decision'],
     additionalProperties: false,

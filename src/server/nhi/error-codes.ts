@@ -135,6 +135,7 @@ export function nhiErrorCode(e: unknown, operation: NhiOperation): string {
       return operation === 'EnCrypt' || operation === 'SecureGetBasic' ? '8009' : NHI_UNKNOWN_COMMAND;
     case 'PinIncorrect':
     case 'PinBlocked':
+    case 'LastTryNeedsConfirmation': // NHI card operations take no PIN; listed so the map stays total
     case 'Cancelled':
     case 'NotAllowedOrigin':
     case 'RateLimited':

@@ -3,6 +3,7 @@ import { CardBridgeError } from '../../errors.js';
 import type { CardSession, ReaderRegistry } from '../../readers/types.js';
 import { type Pkcs1HashName, pkcs1DigestLength, pkcs1Type1Pad, pkcs1v15SignatureBlock } from '../../crypto/pkcs1.js';
 import { createCmsSignedData } from '../../crypto/cms.js';
+import { TriesTracker } from '../pin/tries-tracker.js';
 import { openMoicaCard } from '../../cards/moica/open.js';
 import {
   MOICA_MODULUS_LENGTH,
@@ -10,6 +11,7 @@ import {
   type MoicaCardInfo,
   type MoicaCertificate,
   type MoicaDriverOptions,
+  MOICA_UNBLOCK_HINT,
   assertMoicaPin,
 } from '../../cards/moica/moica-card.js';
 
@@ -65,6 +67,29 @@ export interface MoicaCardSummary extends MoicaCardInfo {
 export interface MoicaServiceOptions extends MoicaDriverOptions {
   /** Clock for CMS signingTime. */
   now?: () => Date;
+  /**
+   * The cards' PIN tries left, consulted before and fed after every VERIFY. The daemon and the
+   * CLI pass the state directory's; default: one in memory, so the rules hold within a process.
+   */
+  tries?: TriesTracker;
+}
+
+/** How the caller may spend the PIN. */
+export interface PinUse {
+  /**
+   * The user confirmed, in cardbridge's own window (or terminal), that this may be the card's
+   * last try. Edges set it only from cardbridge's own UI, never from a web page's request.
+   */
+  confirmLastTry?: boolean;
+}
+
+export interface MoicaPinStatus {
+  /** false: no failed VERIFY seen since the last success (the card may have its full count). */
+  known: boolean;
+  triesLeft?: number;
+  blocked: boolean;
+  serialNumber: string;
+  reader: string;
 }
 
 /** PKCS#1 v1.5 type-1 needs at least 11 bytes of overhead. */
@@ -99,10 +124,58 @@ function checkSignature(certificate: Buffer, block: Buffer, signature: Buffer): 
 export class MoicaService {
   readonly #registry: ReaderRegistry;
   readonly #options: MoicaServiceOptions;
+  readonly #tries: TriesTracker;
 
   constructor(registry: ReaderRegistry, options: MoicaServiceOptions = {}) {
     this.#registry = registry;
     this.#options = options;
+    this.#tries = options.tries ?? TriesTracker.inMemory();
+  }
+
+  /** What is known about the PIN of the card `selector` picks, for a window to show before asking. */
+  pinStatus(selector: MoicaCardSelector = {}): Promise<MoicaPinStatus> {
+    return this.#withCard(selector, false, async (card, session) => {
+      const { serialNumber } = await card.cardInfo();
+      return { ...(await this.#tries.status(serialNumber)), serialNumber, reader: session.reader };
+    });
+  }
+
+  /**
+   * Every VERIFY goes through here: a card known to be blocked is never sent one, the last try
+   * is spent only with the caller's confirmation, and the card's answer updates the count.
+   */
+  async #withPin<T>(serialNumber: string, use: PinUse, operation: () => Promise<T>): Promise<T> {
+    const status = await this.#tries.status(serialNumber);
+    if (status.blocked) {
+      throw new CardBridgeError('PinBlocked', 'The card PIN is blocked; cardbridge did not send the PIN', { triesLeft: 0, hint: MOICA_UNBLOCK_HINT });
+    }
+    if (status.known && status.triesLeft === 1 && use.confirmLastTry !== true) {
+      throw new CardBridgeError('LastTryNeedsConfirmation', 'The card has one PIN try left; cardbridge did not send the PIN', {
+        triesLeft: 1,
+        hint: 'A wrong PIN now blocks the card. Confirm the last try in cardbridge’s own window (最後一次機會，請在 cardbridge 視窗確認).',
+      });
+    }
+    let result: T;
+    try {
+      result = await operation();
+    } catch (e) {
+      if (e instanceof CardBridgeError) await this.#remember(() => this.#tries.recordFailure(serialNumber, e));
+      throw e;
+    }
+    await this.#remember(() => this.#tries.recordSuccess(serialNumber));
+    return result;
+  }
+
+  /** A count that cannot be saved must not hide the card's own answer; it is reported instead. */
+  async #remember(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (e) {
+      (this.#options.warn ?? ((m, d) => process.emitWarning(m, { code: 'CARDBRIDGE_PIN_TRIES', detail: JSON.stringify(d) })))(
+        'Could not save the PIN tries left',
+        { error: (e as Error).message },
+      );
+    }
   }
 
   #withCard<T>(selector: MoicaCardSelector, exclusive: boolean, fn: (card: MoicaCard, session: CardSession) => Promise<T>): Promise<T> {
@@ -118,7 +191,7 @@ export class MoicaService {
     return this.#withCard(selector, false, (card) => card.listCertificates());
   }
 
-  async sign(request: MoicaSignRequest, pin: string): Promise<MoicaSignResult> {
+  async sign(request: MoicaSignRequest, pin: string, use: PinUse = {}): Promise<MoicaSignResult> {
     assertMoicaPin(pin);
     const format = request.format ?? 'pkcs1';
     const hash = request.hash ?? 'sha256';
@@ -142,7 +215,7 @@ export class MoicaService {
       const key = findKey(certificates, 'SIGN', 'sign');
       const { serialNumber } = await card.cardInfo();
       const privateSign = async (block: Buffer): Promise<Buffer> => {
-        const signature = await card.privateOperation(key.keyReference, block, pin);
+        const signature = await this.#withPin(serialNumber, use, () => card.privateOperation(key.keyReference, block, pin));
         checkSignature(key.der, block, signature);
         return signature;
       };
@@ -168,7 +241,7 @@ export class MoicaService {
   }
 
   /** PKCS#1 v1.5 decryption with the encryption (KEYX) key. */
-  async decrypt(ciphertext: Uint8Array, pin: string, selector: MoicaCardSelector = {}): Promise<Buffer> {
+  async decrypt(ciphertext: Uint8Array, pin: string, selector: MoicaCardSelector = {}, use: PinUse = {}): Promise<Buffer> {
     assertMoicaPin(pin);
     if (!(ciphertext instanceof Uint8Array) || ciphertext.length !== MOICA_MODULUS_LENGTH) {
       throw invalid(`Ciphertext must be ${MOICA_MODULUS_LENGTH} bytes`);
@@ -182,7 +255,8 @@ export class MoicaService {
       if (modulus && compareBigEndian(Buffer.from(ciphertext), modulus) >= 0) {
         throw new CardBridgeError('ProtocolError', 'Decryption failed');
       }
-      return card.decrypt(key.keyReference, ciphertext, pin);
+      const { serialNumber } = await card.cardInfo();
+      return this.#withPin(serialNumber, use, () => card.decrypt(key.keyReference, ciphertext, pin));
     });
   }
 }

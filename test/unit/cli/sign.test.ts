@@ -13,6 +13,8 @@ import { DEMO_MOICA_PIN } from '../../../src/demo/demo-readers.js';
 import { getTestPki } from '../../../src/emulator/moica/test-pki.js';
 import { captureIO } from '../../helpers/capture-io.js';
 import { PIN, READER, setup } from '../moica/helpers.js';
+import { MoicaService } from '../../../src/services/moica/moica-service.js';
+import { TriesTracker } from '../../../src/services/pin/tries-tracker.js';
 
 let dir: string;
 let input: string;
@@ -133,6 +135,54 @@ describe('cardbridge sign', () => {
     expect(last.stderr[2]).toMatch(/unblock it at the MOICA CA web site.*用戶代碼/);
     expect(card.triesLeft).toBe(0);
     expect(card.plainVerifyCount).toBe(0);
+  });
+
+  it('with one try left (spent on any path) asks at the terminal before the PIN; a piped PIN is refused without a VERIFY', async () => {
+    const pki = await getTestPki();
+    const state = mkdtempSync(join(dir, 'state-'));
+    const { registry, card } = await setup(2);
+    // two tries spent elsewhere (e.g. the daemon's HiPKI listener), recorded in the state directory
+    const elsewhere = new MoicaService(registry, { tries: TriesTracker.inStateDir(state) });
+    for (let i = 0; i < 2; i++) await elsewhere.sign({ data: Buffer.from('x') }, '000000').catch(() => undefined);
+    expect(card.triesLeft).toBe(1);
+    const command = createSignCommand({ openRegistry: async () => registry, tries: () => TriesTracker.inStateDir(state) });
+    const verifies = () => card.received.filter((c) => c[1] === 0x20).length;
+    const before = verifies();
+
+    const piped = ioWith(pipedStdin(`${PIN}\n`));
+    const refused = await command.run(['--pin-stdin', '--in', input], piped).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'LastTryNeedsConfirmation', hint: expect.stringContaining('at a terminal') });
+    expect(verifies()).toBe(before);
+
+    const declined = terminalStdin('no\r');
+    const declinedIo = ioWith(declined);
+    await expect(command.run(['--in', input], declinedIo)).rejects.toMatchObject({ code: 'Cancelled' });
+    expect(declinedIo.stderr.join('\n')).toMatch(/ONE PIN try left/);
+    expect(verifies()).toBe(before);
+
+    const stdin = terminalStdin('yes\r');
+    const io = ioWith(stdin);
+    const out = join(dir, 'last-try.sig');
+    const running = command.run(['--in', input, '--format', 'pkcs1', '--out', out], io);
+    for (let i = 0; i < 100 && !io.stderr.some((l) => l.startsWith('PIN of')); i++) await new Promise((r) => setTimeout(r, 10));
+    stdin.write(`${PIN}\r`);
+    expect(await running).toBe(0);
+    expect(verify('sha256', DATA, pki.sign.publicKey, readFileSync(out))).toBe(true);
+    expect(verifies()).toBe(before + 1);
+    expect(card.triesLeft).toBe(3);
+  });
+
+  it('never asks for the PIN of a card known to be blocked', async () => {
+    const state = mkdtempSync(join(dir, 'state-'));
+    const { registry, card } = await setup(2, { triesLeft: 1 });
+    await new MoicaService(registry, { tries: TriesTracker.inStateDir(state) }).sign({ data: Buffer.from('x') }, '000000', { confirmLastTry: true }).catch(() => undefined);
+    const before = card.received.filter((c) => c[1] === 0x20).length;
+    const stdin = terminalStdin(`${PIN}\r`);
+    const io = ioWith(stdin);
+    const command = createSignCommand({ openRegistry: async () => registry, tries: () => TriesTracker.inStateDir(state) });
+    await expect(command.run(['--in', input], io)).rejects.toMatchObject({ code: 'PinBlocked', hint: expect.stringContaining('用戶代碼') });
+    expect(io.stderr.join('\n')).not.toMatch(/^PIN of/m);
+    expect(card.received.filter((c) => c[1] === 0x20).length).toBe(before);
   });
 
   it('refuses a badly formed PIN (PinLength) without touching the card', async () => {

@@ -42,3 +42,31 @@ describe('grants per capability', () => {
     await expect(store.grantCapability('https://*.example.com', 'hipki')).rejects.toMatchObject({ code: 'InvalidInput' });
   });
 });
+
+describe('remembered consents expire', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'cardbridge-consent-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const site = 'https://www.example.gov.tw';
+  const DAY = 86_400_000;
+
+  it('after the default 90 days the site must ask again', async () => {
+    let now = new Date('2026-01-01T00:00:00Z');
+    const store = SitesStore.inStateDir(dir, undefined, undefined, { now: () => now });
+    await store.grant(site, 'nhi.read');
+    now = new Date(now.getTime() + 89 * DAY);
+    expect(store.hasConsent(site, 'nhi.read')).toBe(true);
+    now = new Date(now.getTime() + 2 * DAY);
+    expect(store.hasConsent(site, 'nhi.read')).toBe(false);
+  });
+
+  it('the lifetime is configurable, and the expiry is reported', async () => {
+    const now = new Date('2026-01-01T00:00:00Z');
+    const store = SitesStore.inStateDir(dir, undefined, undefined, { consentDays: 7, now: () => now });
+    await store.grant(site, 'moica.certificates');
+    expect(store.consentExpiry(site, 'moica.certificates')?.toISOString()).toBe('2026-01-08T00:00:00.000Z');
+    const later = SitesStore.inStateDir(dir, undefined, undefined, { consentDays: 7, now: () => new Date('2026-01-09T00:00:00Z') });
+    expect(later.hasConsent(site, 'moica.certificates')).toBe(false);
+    expect(later.consentExpiry(site, 'nhi.read')).toBeUndefined();
+  });
+});

@@ -126,7 +126,8 @@ describe.each([1, 2] as Generation[])('MOICA service on a generation %i card', (
     const service = new MoicaService(registry);
     await expect(service.sign({ data: Buffer.from('x') }, '654321')).rejects.toMatchObject({ code: 'PinIncorrect', triesLeft: 2 });
     await expect(service.sign({ data: Buffer.from('x') }, '654321')).rejects.toMatchObject({ code: 'PinIncorrect', triesLeft: 1 });
-    await expect(service.sign({ data: Buffer.from('x') }, PIN)).resolves.toMatchObject({ format: 'pkcs1' });
+    // the last try is spent only with the caller's confirmation (test/unit/pin/moica-pin-guard.test.ts)
+    await expect(service.sign({ data: Buffer.from('x') }, PIN, { confirmLastTry: true })).resolves.toMatchObject({ format: 'pkcs1' });
     const { registry: blockedRegistry } = await setup(generation, { triesLeft: 0 });
     const error = await new MoicaService(blockedRegistry).sign({ data: Buffer.from('x') }, PIN).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'PinBlocked', hint: expect.stringMatching(/用戶代碼/) });
@@ -173,7 +174,7 @@ describe.each([1, 2] as Generation[])('MOICA service on a generation %i card', (
     await expect(service.sign({ data: Buffer.from('x') }, '000000')).rejects.toMatchObject({ code: 'PinIncorrect' });
     for (const format of ['pkcs1', 'cms', 'raw'] as const) await service.sign({ data: Buffer.from('x'), format }, PIN);
     await service.decrypt(publicEncrypt({ key: pki.encrypt.publicKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.from('k')), PIN);
-    for (let i = 0; i < 4; i++) await service.decrypt(Buffer.alloc(256, 1), '000000').catch(() => undefined);
+    for (let i = 0; i < 4; i++) await service.decrypt(Buffer.alloc(256, 1), '000000', {}, { confirmLastTry: true }).catch(() => undefined);
     expect(card.triesLeft).toBe(0);
     expect(card.received.length).toBeGreaterThan(50);
     expect(plainVerifies(card.received)).toEqual([]);

@@ -61,6 +61,7 @@ describe('HiPKI Local Server drop-in', () => {
         })
         .on('error', reject);
     });
+  const cipherFor = (plain: Buffer) => publicEncrypt({ key: pki.encrypt.publicKey, padding: constants.RSA_PKCS1_PADDING }, plain).toString('base64');
   const signPkg = (extra: object) => ({ func: 'MakeSignature', signatureType: 'PKCS1', tbs: 'hello 你好', tbsEncoding: 'NONE', hashAlgorithm: 'SHA256', pin: PIN, ...extra });
 
   beforeAll(async () => {
@@ -248,17 +249,54 @@ describe('HiPKI Local Server drop-in', () => {
     it('wrong PINs map 63 Cx to the vendor numbers, each PIN is sent once, a blocked card is 0xA4', async () => {
       const verifies = () => card.received.filter((c) => c[1] === 0x20).length;
       const wrong = pageBody(signPkg({ pin: '999999' }));
+      const popup = { origin: own, 'x-hipki-site': SITE, 'sec-fetch-site': 'same-origin', 'x-cardbridge-confirm-last-try': 'yes' };
       const start = verifies();
       expect((await post('/sign', wrong)).json()).toMatchObject({ func: 'sign', ret_code: 0x76100006, last_error: -2147483646 });
       expect(verifies()).toBe(start + 1);
       expect((await post('/sign', wrong)).json()).toMatchObject({ ret_code: 0x76100006, last_error: -2147483647 });
       expect(verifies()).toBe(start + 2);
-      expect((await post('/sign', wrong)).json()).toMatchObject({ ret_code: 0x76100006, last_error: 0xa4 });
+      // the last try, confirmed in cardbridge's own popup
+      expect((await post('/sign', wrong, popup)).json()).toMatchObject({ ret_code: 0x76100006, last_error: 0xa4 });
       expect(card.triesLeft).toBe(0);
       const blocked = (await post('/sign', pageBody(signPkg({})))).json<Json>();
       expect(blocked).toMatchObject({ ret_code: 0x76100006, last_error: 0xa4, message: expect.stringContaining('已鎖卡') });
       expect(blocked.message2).toContain('moica.nat.gov.tw');
+      expect(blocked.message2).toContain('用戶代碼');
+      expect(verifies()).toBe(start + 3);
       expect(audit.entries.map((e) => e.result)).toEqual(['PinIncorrect', 'PinIncorrect', 'PinBlocked', 'PinBlocked']);
+    });
+
+    it('three wrong PINs from an allowed origin leave one try; the last try is refused without a VERIFY (sign, umakeSig, decrypt)', async () => {
+      const verifies = () => card.received.filter((c) => c[1] === 0x20).length;
+      const wrong = pageBody(signPkg({ pin: '999999' }));
+      for (let i = 0; i < 3; i++) await post('/sign', wrong);
+      expect(card.triesLeft).toBe(1);
+      const before = verifies();
+      const refused = (await post('/sign', pageBody(signPkg({})))).json<Json>();
+      expect(refused).toMatchObject({ func: 'sign', ret_code: 0x76100006, last_error: -2147483647 });
+      expect(refused.message2).toContain('did not send the PIN');
+      expect(refused).not.toHaveProperty('confirmLastTry'); // only cardbridge's own popup is offered the confirmation
+      expect((await post('/umakeSig', pageBody({ ...signPkg({}), func: 'umakeSig' }))).json()).toMatchObject({ func: 'umakeSig', ret_code: 0x76100006, last_error: -2147483647 });
+      expect((await post('/decrypt', pageBody({ func: 'DecryptData', cipher: cipherFor(Buffer.from('x')), pin: PIN }))).json()).toMatchObject({ func: 'decrypt', ret_code: 0x76100006, last_error: -2147483647 });
+      // a page cannot set the confirmation: not as a header from its own origin, not in the package
+      expect((await post('/sign', pageBody(signPkg({ confirmLastTry: 'true' })), { origin: SITE, 'x-cardbridge-confirm-last-try': 'yes' })).json()).toMatchObject({ ret_code: 0x76100006, last_error: -2147483647 });
+      expect(verifies()).toBe(before);
+      expect(card.triesLeft).toBe(1);
+    });
+
+    it('cardbridge’s own popup is told which card needs the last-try confirmation, and its confirmed re-post signs', async () => {
+      const verifies = () => card.received.filter((c) => c[1] === 0x20).length;
+      for (let i = 0; i < 2; i++) await post('/sign', pageBody(signPkg({ pin: '999999' })));
+      const popup = { origin: own, 'x-hipki-site': SITE, 'sec-fetch-site': 'same-origin' };
+      const before = verifies();
+      const asked = (await post('/sign', pageBody(signPkg({})), popup)).json<Json>();
+      expect(asked).toMatchObject({ ret_code: 0x76100006, last_error: -2147483647, confirmLastTry: { card: SERIAL, reader: MOICA_READER } });
+      expect(verifies()).toBe(before);
+      expect((await post('/sign', pageBody(signPkg({})), { ...popup, 'x-cardbridge-confirm-last-try': 'yes' })).json()).toMatchObject({ ret_code: 0 });
+      expect(verifies()).toBe(before + 1);
+      expect(card.triesLeft).toBe(3);
+      // the count was reset by the success: no confirmation needed any more
+      expect((await post('/sign', pageBody(signPkg({})))).json()).toMatchObject({ ret_code: 0 });
     });
 
     it('request errors: missing PIN, PIN length, JSON, parameters, base64', async () => {
@@ -302,7 +340,6 @@ describe('HiPKI Local Server drop-in', () => {
   });
 
   describe('DecryptData', () => {
-    const cipherFor = (plain: Buffer) => publicEncrypt({ key: pki.encrypt.publicKey, padding: constants.RSA_PKCS1_PADDING }, plain).toString('base64');
 
     it('decrypts with the encryption key, plain text or base64', async () => {
       expect((await post('/decrypt', pageBody({ func: 'DecryptData', cipher: cipherFor(Buffer.from('秘密 secret')), pin: PIN }))).json()).toEqual({

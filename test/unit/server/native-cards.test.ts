@@ -12,6 +12,8 @@ import { VirtualMoicaGen2Card } from '../../../src/emulator/moica/virtual-moica-
 import { getTestPki } from '../../../src/emulator/moica/test-pki.js';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
 import { MoicaService } from '../../../src/services/moica/moica-service.js';
+import { TriesTracker } from '../../../src/services/pin/tries-tracker.js';
+import { buildHipkiApp } from '../../../src/server/hipki/app.js';
 import { freePort } from '../../helpers/ports.js';
 import { request } from '../../helpers/http.js';
 import { testTls } from '../../helpers/tls.js';
@@ -30,6 +32,7 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
   let audit: ReturnType<typeof memoryAudit>;
   let own: string;
   let ca: string;
+  let services: { nhi: NhiService; moica: MoicaService };
 
   const api = (method: string, path: string, body?: unknown, origin: string | null = SITE) =>
     request({
@@ -67,13 +70,14 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     moicaCard = new VirtualMoicaGen2Card(await getTestPki(), { pin: PIN, triesLeft: 3, maxTries: 3 });
     await registry.insertCard('MOICA reader', moicaCard);
     audit = memoryAudit();
+    services = { nhi: new NhiService(registry), moica: new MoicaService(registry, { tries: TriesTracker.inStateDir(stateDir) }) };
     app = await buildNativeApp({
       registry,
       policy: () => sites.policy(),
       port,
       https: { key: tls.key, cert: tls.cert },
       logger: false,
-      cards: { services: { nhi: new NhiService(registry), moica: new MoicaService(registry) }, sites, audit },
+      cards: { services, sites, audit },
     });
     await app.listen({ port, host: '127.0.0.1' });
   });
@@ -92,8 +96,8 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
 
     const window = windowFor(approveUrl);
     const shown = (await window.view()).json();
-    expect(shown).toMatchObject({ kind: 'consent', origin: SITE, state: 'pending', card: expect.stringContaining('健保卡') });
-    expect((await window.answer({ decision: 'allow' })).json()).toMatchObject({ state: 'done' });
+    expect(shown).toMatchObject({ kind: 'consent', origin: SITE, state: 'pending', card: expect.stringContaining('健保卡'), rememberDays: 90 });
+    expect((await window.answer({ decision: 'allow', remember: true })).json()).toMatchObject({ state: 'done' });
 
     const done = (await api('GET', `/v1/requests/${id}?wait=1`)).json();
     expect(done).toMatchObject({ state: 'done', result: { name: NHI_TEST_IDENTITY.name, idNumber: NHI_TEST_IDENTITY.idNumber, birthDate: NHI_TEST_IDENTITY.birthDate } });
@@ -108,6 +112,18 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     ]);
     // consent is per origin
     expect((await api('POST', '/v1/nhi/basic', {}, OTHER_SITE)).status).toBe(202);
+  });
+
+  it('"allow this time" reads once and remembers nothing: the next read asks again', async () => {
+    const { approveUrl, id } = (await api('POST', '/v1/nhi/basic', {})).json();
+    expect((await windowFor(approveUrl).answer({ decision: 'allow', remember: false })).json()).toMatchObject({ state: 'done' });
+    expect((await api('GET', `/v1/requests/${id}?wait=1`)).json()).toMatchObject({ state: 'done', result: { name: NHI_TEST_IDENTITY.name } });
+    expect(sites.hasConsent(SITE, 'nhi.read')).toBe(false);
+    expect((await api('POST', '/v1/nhi/basic', {})).status).toBe(202);
+    // an allow without a choice is "this time" too: remembering needs the explicit button
+    const second = (await api('POST', '/v1/nhi/basic', {})).json();
+    await windowFor(second.approveUrl).answer({ decision: 'allow' });
+    expect(sites.hasConsent(SITE, 'nhi.read')).toBe(false);
   });
 
   it('a denied consent fails the request as Cancelled and reads nothing', async () => {
@@ -182,9 +198,10 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
 
     expect((await window.answer({ decision: 'allow', pin: '000000' })).json()).toMatchObject({ state: 'pending', triesLeft: 2, problem: { code: 'PinIncorrect' } });
     expect((await window.answer({ decision: 'allow', pin: '111111' })).json()).toMatchObject({ state: 'pending', triesLeft: 1 });
+    expect((await window.view()).json()).toMatchObject({ triesLeft: 1, blocked: false });
     const unconfirmed = await window.answer({ decision: 'allow', pin: PIN });
-    expect(unconfirmed.status).toBe(400);
-    expect(unconfirmed.json()).toMatchObject({ triesLeft: 1, detail: expect.stringContaining('last try') });
+    expect(unconfirmed.status).toBe(428);
+    expect(unconfirmed.json()).toMatchObject({ code: 'LastTryNeedsConfirmation', triesLeft: 1, detail: expect.stringContaining('one PIN try left') });
     expect(moicaCard.triesLeft).toBe(1);
 
     const resetsBefore = moicaCard.resets;
@@ -194,6 +211,46 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     const certificate = new X509Certificate(Buffer.from(result.certificate, 'base64'));
     expect(verify('sha256', data, certificate.publicKey, Buffer.from(result.signature, 'base64'))).toBe(true);
     expect(audit.entries.map((e) => e.result)).toEqual(['PinIncorrect', 'PinIncorrect', 'ok']);
+  });
+
+  it('tries spent on another path (HiPKI) make the window ask for the last-try confirmation; no VERIFY until it is given', async () => {
+    const hipkiPort = await freePort();
+    const hipki = await buildHipkiApp({ registry, moica: services.moica, sites, port: hipkiPort, logger: false });
+    await hipki.listen({ port: hipkiPort, host: '127.0.0.1' });
+    const pkg = (pin: string) => `tbsPackage=${encodeURIComponent(JSON.stringify({ func: 'MakeSignature', signatureType: 'PKCS1', tbs: 'x', pin }))}`;
+    const legacy = async (pin: string) =>
+      (await request({ port: hipkiPort, path: '/sign', method: 'POST', headers: { origin: SITE, 'content-type': 'application/x-www-form-urlencoded' }, body: pkg(pin) })).json();
+    expect(await legacy('000000')).toMatchObject({ ret_code: 0x76100006, last_error: -2147483646 });
+    expect(await legacy('000000')).toMatchObject({ ret_code: 0x76100006, last_error: -2147483647 });
+    await hipki.close();
+    expect(moicaCard.triesLeft).toBe(1);
+
+    const { approveUrl, id } = (await api('POST', '/v1/moica/sign', { digest: createHash('sha256').update('x').digest('base64') })).json();
+    const window = windowFor(approveUrl);
+    expect((await window.view()).json()).toMatchObject({ kind: 'pin', triesLeft: 1, blocked: false });
+    const verifies = () => moicaCard.received.filter((c) => c[1] === 0x20).length;
+    const before = verifies();
+    const unconfirmed = await window.answer({ decision: 'allow', pin: PIN });
+    expect(unconfirmed.json()).toMatchObject({ code: 'LastTryNeedsConfirmation', triesLeft: 1 });
+    expect(verifies()).toBe(before);
+    expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'pending' });
+    expect((await window.answer({ decision: 'allow', pin: PIN, confirmLastTry: true })).json()).toMatchObject({ state: 'done' });
+    // a success resets the count: the next window shows no tries left at all
+    const next = windowFor((await api('POST', '/v1/moica/sign', { digest: createHash('sha256').update('y').digest('base64') })).json().approveUrl);
+    expect((await next.view()).json()).not.toHaveProperty('triesLeft');
+  });
+
+  it('a card known to be blocked is never asked for a PIN: the window says so and no VERIFY is sent', async () => {
+    for (let i = 0; i < 3; i++) await services.moica.sign({ data: Buffer.from('x') }, '000000', { confirmLastTry: true }).catch(() => undefined);
+    expect(moicaCard.triesLeft).toBe(0);
+    const verifies = () => moicaCard.received.filter((c) => c[1] === 0x20).length;
+    const before = verifies();
+    const { approveUrl, id } = (await api('POST', '/v1/moica/sign', { digest: createHash('sha256').update('x').digest('base64') })).json();
+    const window = windowFor(approveUrl);
+    expect((await window.view()).json()).toMatchObject({ kind: 'pin', blocked: true, triesLeft: 0, unblockHint: expect.stringContaining('用戶代碼') });
+    await window.answer({ decision: 'allow', pin: PIN, confirmLastTry: true });
+    expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'PinBlocked', hint: expect.stringContaining('用戶代碼') } });
+    expect(verifies()).toBe(before);
   });
 
   it('allows one PIN prompt per card at a time', async () => {
