@@ -131,7 +131,6 @@ export function createSignCommand(options: SignCommandOptions = {}): CliCommand 
   const openRegistry = options.openRegistry ?? openDefaultRegistry;
   return {
     name: 'sign',
-    summary: 'Sign a file with a citizen certificate card (自然人憑證): PKCS#1 or CMS',
     usage: USAGE,
     help: [
       '',

@@ -7,7 +7,6 @@ import { formatTable } from '../table.js';
 
 export const sitesCommand: CliCommand = {
   name: 'sites',
-  summary: 'Which web sites may use cardbridge: list, allow a site (pattern), revoke a site and its consents',
   usage: 'cardbridge sites list|allow PATTERN|revoke ORIGIN [--json] [--config FILE] [--state-dir DIR]',
   help: [
     '',
