@@ -69,6 +69,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { config, logger } = options;
   const stateDir = options.stateDir ?? config.stateDir ?? defaultStateDir();
   const cleanups: (() => Promise<unknown>)[] = [];
+  // The certificate check (file reads, a signature and a key check) overlaps the readers' start.
+  const certificate = ensureServerCertificate(stateDir);
+  certificate.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
 
   let registry: ReaderRegistry;
   let control: MockControl | undefined;
@@ -103,7 +106,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   };
   const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [DEMO_SITE_ORIGIN] : []));
 
-  const tls = await ensureServerCertificate(stateDir);
+  const tls = await certificate;
   if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');
   const audit = loggerAudit(logger);
   const rateLimit = { ...config.rateLimit };
