@@ -489,7 +489,7 @@ async function main(): Promise<void> {
     log('│');
     log(`│ ${'target'.padEnd(66)}${'goal'.padStart(16)}${'measured'.padStart(12)}  result`);
     for (const t of targets) {
-      log(`│ ${t.name.padEnd(66)}${describeGoal(t).padStart(16)}${(Number.isFinite(t.measured) ? String(t.measured) : '—').padStart(12)}  ${describeVerdict(t)}`);
+      log(`│ ${t.name.padEnd(66)}${describeGoal(t).padStart(16)}${(Number.isFinite(t.measured) ? t.measured.toFixed(2) : '—').padStart(12)}  ${describeVerdict(t)}`);
       if (t.basis) log(`│   ${t.basis}`);
     }
     log(`│ ${targets.filter((t) => t.met).length} of ${targets.length} targets met. The machine's load moves these figures: see docs/performance.md.`);

@@ -35,6 +35,7 @@ const fixed = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >=
 
 /** One line: "met" or "MISSED by 1.2 ms (40 %)"; a value that was not measured says so. */
 export function describeVerdict(v: Verdict): string {
+  if (!Number.isFinite(v.goal)) return 'NO GOAL (its baseline is unknown)';
   if (!Number.isFinite(v.measured)) return 'NOT MEASURED';
   if (v.met) return 'met';
   return `MISSED by ${fixed(v.missedBy)}${v.unit ? ` ${v.unit}` : ''} (${(v.missedByFraction * 100).toFixed(0)} %)`;

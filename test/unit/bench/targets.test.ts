@@ -25,6 +25,12 @@ describe('bench targets', () => {
     expect(describeVerdict(v)).toBe('NOT MEASURED');
   });
 
+  it('a relative goal whose base is unknown is never met and says so', () => {
+    const v = judge({ name: '/echo at 8', direction: 'min', goal: Number.NaN, unit: 'req/s' }, 1200);
+    expect(v.met).toBe(false);
+    expect(describeVerdict(v)).toBe('NO GOAL (its baseline is unknown)');
+  });
+
   it('states the goal with its direction', () => {
     expect(describeGoal(ceiling)).toBe('≤ 300 ms');
     expect(describeGoal({ name: 'ratio', direction: 'max', goal: 1, unit: '× floor' })).toBe('≤ 1.00 × floor');
