@@ -20,28 +20,74 @@ import { Pcscd, VPCD_READERS, systemRigProblem } from '../test/helpers/system-ri
 import { freePort } from '../test/helpers/ports.js';
 import { AskingSocket, type Shot, type Summary, closedLoop, httpTarget, percentile, send, summarize } from './load.js';
 import { RawPcsc, wallNow } from './pcsc-floor.js';
+import { GOALS, type Target, type Verdict, describeGoal, describeVerdict, judge } from './targets.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results');
 const ORIGIN = 'https://bench.example.gov.tw';
 const CONCURRENCY = [1, 16, 64] as const;
+/** /echo also runs at 8 connections: issue 17's throughput target is set there. */
+const ECHO_CONCURRENCY = [1, 8, 16, 64] as const;
+const COLD_STARTS = 5;
+const CLI_RUNS = 10;
 const WARMUP_MS = 300;
 const SECONDS = 2.5;
 const NHI_READER = VPCD_READERS[0];
 const MOICA_READER = VPCD_READERS[1];
 const LISTENERS = ['native', 'hipki', 'nhi-ws', 'nhi-http', 'nhi-https'] as const;
 
-const TARGETS = {
-  overheadP50Ms: 1,
-  statusPerSecond: 5000,
-  insertEventMs: 50,
-  coldStartMs: 400,
-  idleRssMb: 70,
-};
+/**
+ * "Today's" /echo GetBasic throughput at 8 connections, the base of the ≥ 3 × target: measured
+ * once on the per-request-reconnect card path issue 17 describes (see the file for when and
+ * where). Missing file: that target is reported as not measured.
+ */
+function echoBaseline(): { perSecond: number; source: string } | undefined {
+  try {
+    const b = JSON.parse(readFileSync(join(ROOT, 'bench', 'baseline.json'), 'utf8')) as { echoGetBasicPerSecondAt8?: number; source?: string };
+    return typeof b.echoGetBasicPerSecondAt8 === 'number' ? { perSecond: b.echoGetBasicPerSecondAt8, source: b.source ?? '' } : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (n: number, digits = 2) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
+
+// ——— the CLI's own start (no daemon): `cardbridge --version` against bare Node ———
+/** Prints the process's peak RSS (KB) on stderr as it exits; the same for both sides. */
+const PRINT_MAX_RSS = `data:text/javascript,process.on('exit',()=>process.stderr.write('maxrss '+process.resourceUsage().maxRSS+'\\n'))`;
+
+function cliStart(): { bareMs: number[]; versionMs: number[]; bareRssMb: number; versionRssMb: number } {
+  const bare = [process.execPath, ['-e', '0']] as const;
+  const version = [process.execPath, [join(ROOT, 'bin', 'cardbridge.js'), '--version']] as const;
+  const timed = ([cmd, args]: readonly [string, readonly string[]]) => {
+    const t = performance.now();
+    const run = spawnSync(cmd, args, { cwd: ROOT });
+    if (run.status !== 0) throw new Error(`${args.join(' ')} exited ${run.status}: ${run.stderr}`);
+    return performance.now() - t;
+  };
+  const rss = ([cmd, args]: readonly [string, readonly string[]]) => {
+    const run = spawnSync(cmd, ['--import', PRINT_MAX_RSS, ...args], { cwd: ROOT, encoding: 'utf8' });
+    return Number(/maxrss (\d+)/.exec(run.stderr)?.[1] ?? NaN) / 1024;
+  };
+  const bareMs: number[] = [];
+  const versionMs: number[] = [];
+  timed(bare);
+  timed(version); // warm the file cache for both
+  for (let i = 0; i < CLI_RUNS; i++) {
+    // Interleaved, so a burst of load from elsewhere hits both sides alike.
+    bareMs.push(round(timed(bare), 1));
+    versionMs.push(round(timed(version), 1));
+  }
+  return {
+    bareMs,
+    versionMs,
+    bareRssMb: round(median([rss(bare), rss(bare), rss(bare)]), 1),
+    versionRssMb: round(median([rss(version), rss(version), rss(version)]), 1),
+  };
+}
 
 // ——— the card host (a child process holding the virtual cards in vpcd) ———
 class CardHost {
@@ -227,23 +273,20 @@ async function main(): Promise<void> {
     writeFileSync(configFile, JSON.stringify(config));
     const portList = LISTENERS.map((name) => ports[name]);
 
-    // (d) cold start, three times; the last one stays up as the daemon under test.
+    // (d) cold start, COLD_STARTS times; the last one stays up as the daemon under test.
     const coldStarts: { portsReadyMs: number; logReadyMs: number }[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < COLD_STARTS; i++) {
       const d = await startDaemon(configFile, stateDir, portList);
       coldStarts.push({ portsReadyMs: round(d.portsReadyMs, 1), logReadyMs: round(d.logReadyMs, 1) });
-      if (i < 2) await stopDaemon(d);
+      if (i < COLD_STARTS - 1) await stopDaemon(d);
       else daemon = d;
     }
-    const baselines: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const t = performance.now();
-      spawnSync(process.execPath, [join(ROOT, 'bin', 'cardbridge.js'), '--version'], { cwd: ROOT });
-      baselines.push(round(performance.now() - t, 1));
-    }
+    const cli = cliStart();
+    const versionTimes = median(cli.versionMs) / median(cli.bareMs);
+    log(`cardbridge --version: median ${median(cli.versionMs).toFixed(0)} ms, ${cli.versionRssMb} MB; bare node -e 0: ${median(cli.bareMs).toFixed(0)} ms, ${cli.bareRssMb} MB (${CLI_RUNS} runs each, interleaved)`);
     const daemonPid = daemon!.child.pid!;
     const coldMedian = percentile(coldStarts.map((c) => c.portsReadyMs).sort((a, b) => a - b), 50);
-    log(`cold start (spawn → all 5 ports accept): ${coldStarts.map((c) => `${c.portsReadyMs} ms`).join(', ')} (ready log line: ${coldStarts.map((c) => `${c.logReadyMs} ms`).join(', ')})`);
+    log(`cold start (spawn → all ${LISTENERS.length} ports accept): ${coldStarts.map((c) => `${c.portsReadyMs} ms`).join(', ')} (ready log line: ${coldStarts.map((c) => `${c.logReadyMs} ms`).join(', ')})`);
 
     await sleep(1500);
     const idleRssMb = rssMb(daemonPid);
@@ -294,8 +337,8 @@ async function main(): Promise<void> {
     // (b) end-to-end.
     const scenarios: ScenarioResult[] = [];
     let peakRssMb = idleRssMb;
-    const runScenario = async (name: string, floorMs: number, make: (c: number) => Promise<{ shots: Shot[]; close?: () => void }>) => {
-      for (const concurrency of CONCURRENCY) {
+    const runScenario = async (name: string, floorMs: number, make: (c: number) => Promise<{ shots: Shot[]; close?: () => void }>, levels: readonly number[] = CONCURRENCY) => {
+      for (const concurrency of levels) {
         const { shots, close } = await make(concurrency);
         const { result, peakRssMb: peak } = await sampled(daemonPid, () => closedLoop(shots, { warmupMs: WARMUP_MS, seconds: SECONDS }));
         close?.();
@@ -317,7 +360,7 @@ async function main(): Promise<void> {
         return answer.startsWith('GetBasic:000011112222,') ? undefined : `nhi-ws ${answer.slice(0, 80)}`;
       });
       return { shots, close: () => sockets.forEach((s) => s.close()) };
-    });
+    }, ECHO_CONCURRENCY);
     await runScenario('nhi-http POST /api/GetBasic', nhiFloorMs, async (c) => {
       const t = nhiHttp(c);
       return { shots: Array.from({ length: c }, () => httpBasic(t)), close: () => t.agent.destroy() };
@@ -392,15 +435,40 @@ async function main(): Promise<void> {
     const idleAfterRssMb = rssMb(daemonPid);
 
     // ——— report ———
-    const nhiRows = scenarios.filter((s) => s.floorMs === nhiFloorMs);
-    const overheadP50 = Math.max(...nhiRows.filter((s) => s.concurrency === 1).map((s) => s.overheadMs));
-    const targets = [
-      { name: 'overhead over raw APDU time, p50, concurrency 1 (worst NHI route)', target: `≤ ${TARGETS.overheadP50Ms} ms`, measured: `${overheadP50.toFixed(2)} ms`, pass: overheadP50 <= TARGETS.overheadP50Ms },
-      { name: 'status requests/s at concurrency 64', target: `≥ ${TARGETS.statusPerSecond}`, measured: `${status.perSecond.toFixed(0)}/s`, pass: status.perSecond >= TARGETS.statusPerSecond && status.errors === 0 },
-      { name: 'insert → card-inserted event, p50', target: `≤ ${TARGETS.insertEventMs} ms`, measured: `${insertEvent.p50.toFixed(1)} ms`, pass: insertEvent.p50 <= TARGETS.insertEventMs },
-      { name: 'cold start → all listeners accept, median of 3', target: `≤ ${TARGETS.coldStartMs} ms`, measured: `${coldMedian.toFixed(0)} ms`, pass: coldMedian <= TARGETS.coldStartMs },
-      { name: 'RSS idle', target: `≤ ${TARGETS.idleRssMb} MB`, measured: `${idleRssMb.toFixed(1)} MB`, pass: idleRssMb <= TARGETS.idleRssMb },
+    const at = (name: string, concurrency: number) => scenarios.find((s) => s.name === name && s.concurrency === concurrency);
+    const nhiRoutes = ['native POST /v1/nhi/basic', 'nhi-ws /echo GetBasic', 'nhi-http POST /api/GetBasic'];
+    const baseline = echoBaseline();
+    const echo8 = at('nhi-ws /echo GetBasic', 8);
+    const checks: [Target, number][] = [
+      ...nhiRoutes.map((route): [Target, number] => [
+        { name: `NHI read, ${route}, p50 at concurrency 1`, direction: 'max', goal: GOALS.nhiReadTimesFloor, unit: '× floor', basis: `floor = connect + ${floor.nhi.apdus} APDUs + disconnect, ${nhiFloorMs.toFixed(3)} ms in this run` },
+        at(route, 1)?.ratio ?? Number.NaN,
+      ]),
+      [
+        { name: 'MOICA hipki GET /pkcs11info, p50 at concurrency 1', direction: 'max', goal: GOALS.moicaInfoTimesFloor, unit: '× floor', basis: `floor = connect + ${floor.moica.apdus} APDUs + disconnect, ${moicaFloorMs.toFixed(3)} ms in this run` },
+        at('hipki GET /pkcs11info', 1)?.ratio ?? Number.NaN,
+      ],
+      [
+        {
+          name: '/echo GetBasic throughput at 8 connections',
+          direction: 'min',
+          goal: baseline ? GOALS.echoThroughputTimesBaseline * baseline.perSecond : Number.NaN,
+          unit: 'req/s',
+          basis: baseline ? `${GOALS.echoThroughputTimesBaseline} × ${baseline.perSecond}/s (${baseline.source})` : 'no bench/baseline.json: baseline unknown',
+        },
+        echo8 && echo8.errors === 0 ? echo8.perSecond : Number.NaN,
+      ],
+      [{ name: 'native GET /v1/status at concurrency 64', direction: 'min', goal: GOALS.statusPerSecondAt64, unit: 'req/s' }, status.errors === 0 ? status.perSecond : Number.NaN],
+      [{ name: `cold start → all ${LISTENERS.length} listeners accept, median of ${COLD_STARTS}`, direction: 'max', goal: GOALS.coldStartMedianMs, unit: 'ms' }, coldMedian],
+      [
+        { name: 'cardbridge --version wall time', direction: 'max', goal: GOALS.versionTimesBareNode, unit: '× bare Node', basis: `node -e 0: median ${median(cli.bareMs).toFixed(0)} ms in this run` },
+        versionTimes,
+      ],
+      [{ name: 'RSS idle (after start)', direction: 'max', goal: GOALS.idleRssMb, unit: 'MB' }, idleRssMb],
+      [{ name: 'RSS after load (idle 2 s after the load runs)', direction: 'max', goal: GOALS.afterLoadRssMb, unit: 'MB' }, idleAfterRssMb],
+      [{ name: "insert → event, cardbridge's part (pcscd's report → event), p50", direction: 'max', goal: GOALS.insertEventOwnMs, unit: 'ms' }, insertEvent.cardbridgeP50],
     ];
+    const targets: Verdict[] = checks.map(([target, measured]) => judge(target, round(measured, 3)));
 
     log();
     log('┌─ results ───────────────────────────────────────────────────────────────────────────────────────────');
@@ -416,11 +484,15 @@ async function main(): Promise<void> {
     log(`│ ${'native GET /v1/status'.padEnd(30)}${'64'.padStart(5)}${status.p50.toFixed(2).padStart(9)}${status.p99.toFixed(2).padStart(9)}${status.perSecond.toFixed(0).padStart(8)}${'—'.padStart(8)}${'—'.padStart(9)}${'—'.padStart(8)}${String(status.errors).padStart(8)}`);
     log('│');
     log(`│ insert → card-inserted on /v1/events: p50 ${insertEvent.p50.toFixed(1)} ms, of which pcscd noticing the card: p50 ${insertEvent.pcscdP50.toFixed(1)} ms (its ~400 ms presence polling), cardbridge recognition + delivery: p50 ${insertEvent.cardbridgeP50.toFixed(1)} ms`);
-    log(`│ cold start: ${coldStarts.map((c) => c.portsReadyMs).join(' / ')} ms to all five ports (\`cardbridge --version\` alone: ${baselines.join(' / ')} ms); RSS idle ${idleRssMb.toFixed(1)} MB, peak under load ${peakRssMb.toFixed(1)} MB, idle after load ${idleAfterRssMb.toFixed(1)} MB`);
+    log(`│ cold start: ${coldStarts.map((c) => c.portsReadyMs).join(' / ')} ms to all ${LISTENERS.length} ports; \`cardbridge --version\` ${median(cli.versionMs).toFixed(0)} ms and ${cli.versionRssMb} MB, bare Node ${median(cli.bareMs).toFixed(0)} ms and ${cli.bareRssMb} MB; RSS idle ${idleRssMb.toFixed(1)} MB, peak under load ${peakRssMb.toFixed(1)} MB, idle after load ${idleAfterRssMb.toFixed(1)} MB`);
     log('│ ×floor = p50 / floor p50; +ms p50 = p50 − floor p50; ms/op = 1000 / req/s (the card queue serialises: at c ≥ 16 p50 is mostly queueing)');
     log('│');
-    log(`│ ${'target'.padEnd(70)}${'goal'.padStart(12)}${'measured'.padStart(12)}  result`);
-    for (const t of targets) log(`│ ${t.name.padEnd(70)}${t.target.padStart(12)}${t.measured.padStart(12)}  ${t.pass ? 'PASS' : 'FAIL'}`);
+    log(`│ ${'target'.padEnd(66)}${'goal'.padStart(16)}${'measured'.padStart(12)}  result`);
+    for (const t of targets) {
+      log(`│ ${t.name.padEnd(66)}${describeGoal(t).padStart(16)}${(Number.isFinite(t.measured) ? t.measured.toFixed(2) : '—').padStart(12)}  ${describeVerdict(t)}`);
+      if (t.basis) log(`│   ${t.basis}`);
+    }
+    log(`│ ${targets.filter((t) => t.met).length} of ${targets.length} targets met. The machine's load moves these figures: see docs/performance.md.`);
     log('└─────────────────────────────────────────────────────────────────────────────────────────────────────');
 
     const result = {
@@ -435,7 +507,9 @@ async function main(): Promise<void> {
       statusConcurrency1: status1,
       cardServiceMsPerOp: scenarios.map((s) => ({ name: s.name, concurrency: s.concurrency, msPerOp: round(1000 / s.perSecond, 3), floorMs: round(s.floorMs, 3) })),
       insertEvent,
-      coldStart: { runs: coldStarts, medianMs: coldMedian, cliVersionMs: baselines },
+      coldStart: { runs: coldStarts, medianMs: coldMedian },
+      cli: { ...cli, versionMedianMs: median(cli.versionMs), bareMedianMs: median(cli.bareMs), versionTimesBareNode: round(versionTimes, 2) },
+      echoBaseline: baseline ?? null,
       rss: { idleMb: round(idleRssMb, 1), peakUnderLoadMb: round(peakRssMb, 1), idleAfterLoadMb: round(idleAfterRssMb, 1) },
       targets,
     };

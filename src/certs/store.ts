@@ -100,6 +100,11 @@ function describe(x509: X509Certificate, now: Date): CertificateInfo {
  * the problems found when they exist but are not fit to serve.
  */
 export async function readCertificateState(stateDir: string, now = new Date()): Promise<CertificateState> {
+  return (await readCertificateFiles(stateDir, now)).state;
+}
+
+/** The three PEM files as read, and their check: the daemon serves what was checked, read once. */
+async function readCertificateFiles(stateDir: string, now: Date): Promise<{ state: CertificateState; serverPem: string; keyPem: string }> {
   const read = async (file: string): Promise<string> => {
     try {
       return await readFile(join(stateDir, file), 'utf8');
@@ -133,7 +138,7 @@ export async function readCertificateState(stateDir: string, now = new Date()): 
   if (leafInfo.notBefore > now) problems.push('the certificate is not valid yet (is the clock right?)');
   if (leafInfo.notAfter <= now) problems.push(`the certificate expired on ${leafInfo.notAfter.toISOString()}`);
   if (caInfo.notAfter <= now) problems.push(`the CA expired on ${caInfo.notAfter.toISOString()}`);
-  return { stateDir, ca: { ...caInfo, pem: caPem }, leaf: leafInfo, problems };
+  return { state: { stateDir, ca: { ...caInfo, pem: caPem }, leaf: leafInfo, problems }, serverPem, keyPem };
 }
 
 /**
@@ -146,11 +151,10 @@ export async function readCertificateState(stateDir: string, now = new Date()): 
 export async function ensureServerCertificate(stateDir: string = defaultStateDir()): Promise<ServerCertificate> {
   const present = Object.values(CERT_FILES).every((f) => existsSync(join(stateDir, f)));
   if (present) {
-    const state = await readCertificateState(stateDir);
+    const { state, serverPem, keyPem } = await readCertificateFiles(stateDir, new Date());
     if (state.problems.length === 0) {
-      const [cert, key] = await Promise.all([readFile(join(stateDir, CERT_FILES.server), 'utf8'), readFile(join(stateDir, CERT_FILES.key), 'utf8')]);
       await chmod(join(stateDir, CERT_FILES.key), 0o600).catch(() => undefined);
-      return { stateDir, cert, key, ca: state.ca.pem, notAfter: state.leaf.notAfter, created: false };
+      return { stateDir, cert: serverPem, key: keyPem, ca: state.ca.pem, notAfter: state.leaf.notAfter, created: false };
     }
   }
   return writeNewCertificates(stateDir);

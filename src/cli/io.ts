@@ -29,9 +29,9 @@ export const processIO: CliIO = {
   },
 };
 
+/** A command's module: what its `--help` prints and what it does (its summary is in commands/index.ts). */
 export interface CliCommand {
   name: string;
-  summary: string;
   usage: string;
   /** More lines for `--help`: each option with its default, an example. */
   help?: string[];

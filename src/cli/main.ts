@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { VERSION } from '../version.js';
 import { COMMANDS } from './commands/index.js';
-import { EXIT, type CliIO, processIO, reportError } from './io.js';
+import { EXIT, type CliCommand, type CliIO, processIO, reportError } from './io.js';
 import { formatTable } from './table.js';
 
 function help(io: CliIO): void {
@@ -27,14 +27,21 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     io.out(VERSION);
     return EXIT.ok;
   }
-  const command = COMMANDS.find((c) => c.name === first);
-  if (!command) {
+  const entry = COMMANDS.find((c) => c.name === first);
+  if (!entry) {
     io.err(`cardbridge: unknown command "${first}"`);
     io.err('Run "cardbridge --help" to see the commands.');
     return EXIT.usage;
   }
+  // Only now is the command's module (and fastify, pkijs, the PC/SC addon behind it) loaded.
+  let command: CliCommand;
+  try {
+    command = await entry.load();
+  } catch (e) {
+    return reportError(e, io);
+  }
   if (rest.includes('--help') || rest.includes('-h')) {
-    io.out(`${command.summary}.`);
+    io.out(`${entry.summary}.`);
     io.out(`Usage: ${command.usage}`);
     for (const line of command.help ?? []) io.out(line);
     return EXIT.ok;

@@ -12,10 +12,7 @@ import { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
 import { loadOrCreateTestPki } from '../emulator/moica/test-pki-store.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderRegistry } from '../readers/types.js';
-import { buildNativeApp } from '../server/native/app.js';
 import { DEFAULT_FIREFOX_CA, browserStatus } from '../browsers/policies.js';
-import { buildHipkiApp } from '../server/hipki/index.js';
-import { buildNhiHttpApp, buildNhiWsApp } from '../server/nhi/index.js';
 import { loggerAudit } from '../server/native/audit.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import { NhiService } from '../services/nhi/nhi-service.js';
@@ -74,6 +71,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { config, logger } = options;
   const stateDir = options.stateDir ?? config.stateDir ?? defaultStateDir();
   const cleanups: (() => Promise<unknown>)[] = [];
+  // The certificate check (file reads, a signature and a key check) overlaps the readers' start.
+  const certificate = ensureServerCertificate(stateDir);
+  certificate.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
 
   let registry: ReaderRegistry;
   let control: MockControl | undefined;
@@ -108,15 +108,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   };
   const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [DEMO_SITE_ORIGIN] : []), { consentDays: config.consentDays });
 
-  const tls = await ensureServerCertificate(stateDir);
+  const tls = await certificate;
   if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');
   const audit = loggerAudit(logger);
   const rateLimit = { ...config.rateLimit };
 
-  /** Each listener's app, built only when enabled; all of them share the readers, services and allow-list. */
+  /**
+   * Each listener's app, built only when enabled; all of them share the readers, services and
+   * allow-list. A listener's server module is imported here, so a disabled one is never loaded.
+   */
   const factories: Partial<Record<ListenerName, (port: number) => Promise<FastifyInstance>>> = {
-    native: (port) =>
-      buildNativeApp({
+    native: async (port) => {
+      const { buildNativeApp } = await import('../server/native/app.js');
+      return buildNativeApp({
         registry,
         policy: () => sites.policy('native'),
         port,
@@ -125,24 +129,30 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         logger: logger.child({ listener: 'native' }),
         cards: { services, sites, audit },
         ...(control ? { mockControl: control } : {}),
-        selfTest: { browsers: () => browserStatus({ root: '', stateDir, origins: sites.allowedOrigins(), caPath: DEFAULT_FIREFOX_CA }) },
-      }),
-    hipki: (port) =>
-      buildHipkiApp({ registry, moica: services.moica, sites, audit, port, rateLimit, logger: logger.child({ listener: 'hipki' }) }),
-    'nhi-ws': (port) =>
-      buildNhiWsApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-ws' }) }),
-    'nhi-http': (port) => buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, logger: logger.child({ listener: 'nhi-http' }) }),
-    'nhi-https': (port) =>
-      buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-https' }) }),
+        selfTest: { browsers: () => browserStatus({ root: '', stateDir, origins: [...sites.allowedOrigins(), ...Object.keys(sites.grants())], caPath: DEFAULT_FIREFOX_CA }) },
+      });
+    },
+    hipki: async (port) => {
+      const { buildHipkiApp } = await import('../server/hipki/index.js');
+      return buildHipkiApp({ registry, moica: services.moica, sites, audit, port, rateLimit, logger: logger.child({ listener: 'hipki' }) });
+    },
+    'nhi-ws': async (port) => {
+      const { buildNhiWsApp } = await import('../server/nhi/index.js');
+      return buildNhiWsApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-ws' }) });
+    },
+    'nhi-http': async (port) => {
+      const { buildNhiHttpApp } = await import('../server/nhi/index.js');
+      return buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, logger: logger.child({ listener: 'nhi-http' }) });
+    },
+    'nhi-https': async (port) => {
+      const { buildNhiHttpApp } = await import('../server/nhi/index.js');
+      return buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-https' }) });
+    },
   };
 
-  const listeners: ListenerStatus[] = [];
-  const apps: FastifyInstance[] = [];
-  for (const spec of DEFAULT_LISTENERS) {
-    const settings = config.listeners[spec.name];
-    const build = factories[spec.name];
-    if (!settings.enabled || !build) continue;
-    const { port } = settings;
+  /** Builds and binds one listener; a failure is reported by name and never stops the others. */
+  const startListener = async (spec: (typeof DEFAULT_LISTENERS)[number], build: (port: number) => Promise<FastifyInstance>): Promise<{ status: ListenerStatus; app?: FastifyInstance }> => {
+    const { port } = config.listeners[spec.name];
     try {
       const app = await build(port);
       try {
@@ -151,16 +161,26 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         await app.close();
         throw e;
       }
-      apps.push(app);
-      listeners.push({ name: spec.name, url: `${spec.scheme}://127.0.0.1:${port}` });
+      return { status: { name: spec.name, url: `${spec.scheme}://127.0.0.1:${port}` }, app };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const suspect = 'usualSuspect' in spec ? ` (often ${spec.usualSuspect})` : '';
       const error = code === 'EADDRINUSE' ? `port ${port} is ${describeHolder(port)}${suspect}` : asCardBridgeError(e).message;
       logger.error({ listener: spec.name, port }, `${spec.name} listener not started: ${error}`);
-      listeners.push({ name: spec.name, error });
+      return { status: { name: spec.name, error } };
     }
-  }
+  };
+
+  // All listeners are built and bound at once (start-up time is the slowest one, not the sum);
+  // the statuses keep DEFAULT_LISTENERS' order.
+  const started = await Promise.all(
+    DEFAULT_LISTENERS.flatMap((spec) => {
+      const build = factories[spec.name];
+      return config.listeners[spec.name].enabled && build ? [startListener(spec, build)] : [];
+    }),
+  );
+  const listeners: ListenerStatus[] = started.map((s) => s.status);
+  const apps: FastifyInstance[] = started.flatMap((s) => (s.app ? [s.app] : []));
   if (listeners.length > 0 && !listeners.some((l) => l.url)) {
     await Promise.all(cleanups.map((c) => c()));
     throw new CardBridgeError('Unavailable', `No listener could start: ${listeners.map((l) => `${l.name}: ${l.error}`).join('; ')}`, {

@@ -24,7 +24,6 @@ const IDS = BROWSERS.map((b) => b.id);
 
 export const browsersCommand: CliCommand = {
   name: 'browsers',
-  summary: "Browser policies for cardbridge: Chrome/Chromium/Edge may reach it from the allowed sites (Local Network Access), Firefox trusts its CA",
   usage: `cardbridge browsers status|allow|remove [--browser ${IDS.join('|')}]... [--json] [--root DIR] [--state-dir DIR] [--config FILE]`,
   help: [
     '',

@@ -169,7 +169,6 @@ async function renew(io: CliIO, options: Parsed): Promise<number> {
 
 export const certsCommand: CliCommand = {
   name: 'certs',
-  summary: 'Create, trust, check and renew the local CA and server certificate for the HTTPS listeners',
   usage: USAGE,
   help: [
     '',

@@ -236,7 +236,6 @@ function status(io: CliIO, values: Record<string, unknown>, dir: string): number
 
 export const crlCommand: CliCommand = {
   name: 'crl',
-  summary: 'download and check the CRLs that cardbridge/verify uses for revocation (operators of relying sites)',
   usage: USAGE,
   help: [
     '',

@@ -41,7 +41,6 @@ const HELP = [
 
 export const demoCommand: CliCommand = {
   name: 'demo',
-  summary: 'Run the demo: the daemon with mock readers and virtual cards, plus a demo relying site',
   usage: 'cardbridge demo [--state-dir DIR] [--config FILE] [--site-port N]',
   help: [
     '',

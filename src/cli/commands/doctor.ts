@@ -44,7 +44,6 @@ async function cardDoctor(io: CliIO, json: boolean, mock: boolean, reader: strin
 export function createDoctorCommand(defaults: DoctorOptions = {}, samFromConfig = false): CliCommand {
   return {
     name: 'doctor',
-    summary: 'Check pcscd, readers, listener ports, certificate trust, hosts entry, browser policy and the reachability of NHI\'s cloud SAM, with a fix for each problem',
     usage: 'cardbridge doctor [--json] [--config FILE] [--sam HOST:PORT|none] [--state-dir DIR] [--system-store DIR|none] [--home DIR]... | cardbridge doctor --card [--reader NAME] [--json] [--mock]',
     help: [
       '',

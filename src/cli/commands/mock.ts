@@ -9,7 +9,6 @@ import { EXIT, type CliCommand, UsageError } from '../io.js';
  */
 export const mockCommand: CliCommand = {
   name: 'mock',
-  summary: 'Mock mode tools: "mock pki --out DIR" writes the test CA chain for your back end (for serve --mock --pki DIR)',
   usage: 'cardbridge mock pki --out DIR',
   help: [
     '',

@@ -168,7 +168,6 @@ export const READ_TARGETS: Record<string, CardReadTarget> = { nhi: nhiTarget, mo
 
 export const readCommand: CliCommand = {
   name: 'read',
-  summary: 'Read a card: "read nhi" (health insurance card data) or "read moica" (citizen certificate card and certificates)',
   usage: 'cardbridge read <nhi|moica> [--reader NAME] [--json] [--reveal] [--mock]',
   help: [
     '',

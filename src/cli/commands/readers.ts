@@ -27,7 +27,6 @@ function toJson(reader: ReaderState) {
 
 export const readersCommand: CliCommand = {
   name: 'readers',
-  summary: 'List card readers, whether a card is in each, its ATR and what card it is',
   usage: 'cardbridge readers [--json] [--mock]',
   help: [
     '',

@@ -16,7 +16,6 @@ const LISTENER_ROLES: Record<(typeof DEFAULT_LISTENERS)[number]['name'], string>
 
 export const serveCommand: CliCommand = {
   name: 'serve',
-  summary: 'Run the daemon: the native API and the HiPKI and NHI compatibility listeners on 127.0.0.1 (logs as JSON lines)',
   usage: 'cardbridge serve [--config FILE] [--state-dir DIR] [--mock [--pki DIR]] [--ready-file FILE]',
   help: [
     '',

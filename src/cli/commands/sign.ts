@@ -161,7 +161,6 @@ export function createSignCommand(options: SignCommandOptions = {}): CliCommand 
     options.tries?.() ?? (mock || options.openRegistry ? TriesTracker.inMemory() : TriesTracker.inStateDir(defaultStateDir()));
   return {
     name: 'sign',
-    summary: 'Sign a file with a citizen certificate card (自然人憑證): PKCS#1 or CMS',
     usage: USAGE,
     help: [
       '',

@@ -22,7 +22,6 @@ async function resyncPolicies(io: CliIO, stateDir: string, config: string | unde
 
 export const sitesCommand: CliCommand = {
   name: 'sites',
-  summary: 'Which web sites may use cardbridge: list, allow a site (pattern), revoke a site and its consents',
   usage: 'cardbridge sites list|allow PATTERN|revoke ORIGIN [--json] [--config FILE] [--state-dir DIR]',
   help: [
     '',

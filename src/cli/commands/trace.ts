@@ -75,7 +75,6 @@ function pinSource(io: CliIO, piped: boolean): () => Promise<string> {
 export function createTraceCommand(options: TraceCommandOptions = {}): CliCommand {
   return {
     name: 'trace',
-    summary: 'Record the card exchange of one operation to a file for a bug report (PINs and NHI holder data removed)',
     usage: USAGE,
     help: [
       '',

@@ -71,7 +71,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const waitCommand: CliCommand = {
   name: 'wait',
-  summary: 'Wait until the daemon answers (exit 0), or fail after --timeout seconds (for scripts and CI)',
   usage: `cardbridge wait [--url https://127.0.0.1:${NATIVE_DEFAULT_PORT} | --ready-file FILE] [--timeout SECONDS (default ${DEFAULT_TIMEOUT_S})]`,
   help: [
     '',

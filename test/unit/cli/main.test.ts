@@ -67,7 +67,9 @@ describe('cardbridge CLI', () => {
 
   it('every command\'s --help explains each option of its usage line and gives an example', async () => {
     const { COMMANDS } = await import('../../../src/cli/commands/index.js');
-    for (const command of COMMANDS) {
+    for (const entry of COMMANDS) {
+      const command = await entry.load();
+      expect(command.name).toBe(entry.name);
       const io = captureIO();
       expect(await main([command.name, '--help'], io)).toBe(0);
       const text = io.stdout.join('\n');

@@ -1,0 +1,13 @@
+// The loader hooks behind record-imports.mjs; they run on Node's hooks thread.
+import { appendFileSync } from 'node:fs';
+
+let file;
+
+export function initialize(data) {
+  file = data.file;
+}
+
+export async function load(url, context, nextLoad) {
+  appendFileSync(file, `${url}\n`);
+  return nextLoad(url, context);
+}
