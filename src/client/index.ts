@@ -91,6 +91,8 @@ export const NOT_RUNNING_HINT =
 export interface CardSummary {
   kind: string;
   generation?: number;
+  /** The card's name for people, e.g. "health insurance card (健保卡)". */
+  label?: string;
 }
 
 export interface BridgeStatus {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { CardBridgeError, asCardBridgeError } from '../errors.js';
-import { recognizeCard } from '../cards/recognize.js';
+import { describeCardType, describeKind, recognizeCard } from '../cards/index.js';
 import { type RawTransmit, createApduTransport } from '../pcsc/transport.js';
 import type { CommandApdu, ResponseApdu } from '../pcsc/apdu.js';
 import { SerialQueue } from '../util/serial-queue.js';
@@ -211,7 +211,7 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
   private cardState(entry: ReaderEntry): CardState | undefined {
     const card = entry.card;
     if (!card?.announced || !card.type) return undefined;
-    return { atr: card.atr.toString('hex').toUpperCase(), type: card.type };
+    return { atr: card.atr.toString('hex').toUpperCase(), type: card.type, label: describeCardType(card.type) };
   }
 
   private async choose(selector: CardSelector): Promise<ReaderEntry> {
@@ -258,16 +258,5 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
-  }
-}
-
-export function describeKind(kind: string): string {
-  switch (kind) {
-    case 'nhi':
-      return 'a health insurance card (健保卡)';
-    case 'moica':
-      return 'a citizen digital certificate card (自然人憑證)';
-    default:
-      return 'a supported card';
   }
 }

@@ -1,16 +1,14 @@
 import type { CardTransport } from '../pcsc/transport.js';
 
-export type CardKind = 'nhi' | 'moica' | 'unknown';
+import type { CardKind, CardType } from '../cards/profile.js';
 
-export interface CardType {
-  kind: CardKind;
-  /** MOICA only: 1 (HiCOS with CLA 0x80) or 2 (GlobalPlatform applet with SCP03). */
-  generation?: 1 | 2;
-}
+export type { CardKind, CardType };
 
 export interface CardState {
   atr: string; // hex, upper case
   type: CardType;
+  /** The card's name for people, from its profile (cards/index.ts), e.g. "citizen certificate card (自然人憑證), generation 2". */
+  label: string;
 }
 
 export interface ReaderState {

@@ -44,8 +44,13 @@ export interface NativeAppOptions {
   mockControl?: MockControl;
 }
 
+/** The card's type with its profile's label, so pages never keep their own list of card names. */
+function cardJson(reader: ReaderState) {
+  return reader.card ? { ...reader.card.type, label: reader.card.label } : null;
+}
+
 function readerJson(reader: ReaderState) {
-  return { name: reader.name, cardPresent: reader.card !== undefined, atr: reader.card?.atr ?? null, card: reader.card?.type ?? null };
+  return { name: reader.name, cardPresent: reader.card !== undefined, atr: reader.card?.atr ?? null, card: cardJson(reader) };
 }
 
 /**
@@ -89,7 +94,7 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     version: VERSION,
     api: 'v1',
     serviceAvailable: options.registry.serviceAvailable,
-    readers: options.registry.readers().map((r) => ({ name: r.name, cardPresent: r.card !== undefined, card: r.card?.type ?? null })),
+    readers: options.registry.readers().map((r) => ({ name: r.name, cardPresent: r.card !== undefined, card: cardJson(r) })),
   }));
 
   const readersResponse = { type: 'object', properties: { readers: { type: 'array', items: readerSchema } }, required: ['readers'], additionalProperties: false } as const;

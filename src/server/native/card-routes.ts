@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CardBridgeError, asCardBridgeError } from '../../errors.js';
 import type { ConsentScope, SitesStore } from '../../config/sites-store.js';
 import type { CardKind, ReaderRegistry } from '../../readers/types.js';
-import { describeKind } from '../../readers/registry-base.js';
+import { describeKind } from '../../cards/index.js';
 import type { NhiService } from '../../services/nhi/nhi-service.js';
 import type { MoicaService } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';

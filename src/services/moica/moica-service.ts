@@ -3,7 +3,7 @@ import { CardBridgeError } from '../../errors.js';
 import type { CardSession, ReaderRegistry } from '../../readers/types.js';
 import { type Pkcs1HashName, pkcs1DigestLength, pkcs1Type1Pad, pkcs1v15SignatureBlock } from '../../crypto/pkcs1.js';
 import { createCmsSignedData } from '../../crypto/cms.js';
-import { openMoicaCard } from '../../cards/moica/open.js';
+import { moicaProfile } from '../../cards/moica/profile.js';
 import {
   MOICA_MODULUS_LENGTH,
   type MoicaCard,
@@ -107,7 +107,7 @@ export class MoicaService {
 
   #withCard<T>(selector: MoicaCardSelector, exclusive: boolean, fn: (card: MoicaCard, session: CardSession) => Promise<T>): Promise<T> {
     const choice = selector.reader === undefined ? { kind: 'moica' as const, exclusive } : { kind: 'moica' as const, exclusive, reader: selector.reader };
-    return this.#registry.withCard(choice, async (session) => fn(await openMoicaCard(session, this.#options), session));
+    return this.#registry.withCard(choice, async (session) => fn(moicaProfile.open(session, session.cardType, this.#options), session));
   }
 
   cardInfo(selector: MoicaCardSelector = {}): Promise<MoicaCardSummary> {

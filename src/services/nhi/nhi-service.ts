@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { CardBridgeError, isCardBridgeError } from '../../errors.js';
 import type { NhiBasicData } from '../../cards/nhi/basic-data.js';
-import { NhiCard } from '../../cards/nhi/nhi-card.js';
+import { nhiProfile } from '../../cards/nhi/profile.js';
 import type { ReaderRegistry } from '../../readers/types.js';
 import { type SamClientOptions, SamSession } from './sam-client.js';
 
@@ -50,7 +50,7 @@ export class NhiService {
 
   async readBasic(options: NhiReadOptions = {}): Promise<NhiBasicInfo> {
     return this.registry.withCard({ kind: 'nhi', ...(options.reader !== undefined && { reader: options.reader }) }, async (session) => {
-      const card = new NhiCard(session);
+      const card = nhiProfile.open(session, session.cardType);
       const basic = await card.readBasic();
       let cardTermination: string | null = null;
       try {
@@ -69,7 +69,7 @@ export class NhiService {
    */
   async readCardId(options: NhiReadOptions = {}): Promise<{ cardId: Buffer; reader: string }> {
     return this.registry.withCard({ kind: 'nhi', ...(options.reader !== undefined && { reader: options.reader }) }, async (session) => {
-      const cardId = await new NhiCard(session).readCardId();
+      const cardId = await nhiProfile.open(session, session.cardType).readCardId();
       return { cardId, reader: session.reader };
     });
   }
@@ -99,7 +99,7 @@ export class NhiService {
     const sam = await this.openSam(this.samOptions);
     try {
       return await this.registry.withCard({ kind: 'nhi', ...(options.reader !== undefined && { reader: options.reader }) }, async (session) => {
-        const card = new NhiCard(session);
+        const card = nhiProfile.open(session, session.cardType);
         const cardId = await card.readCardId();
         const challenge = await card.getChallenge();
         const samData = await sam.authenticateCard(cardId, challenge);

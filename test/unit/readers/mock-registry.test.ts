@@ -30,8 +30,8 @@ describe('mock reader registry', () => {
     expect(recorder.events).toEqual([
       { type: 'reader-added', reader: 'R0' },
       { type: 'reader-added', reader: 'R1' },
-      { type: 'card-inserted', reader: 'R0', card: { atr: '3B8880010000000000000000', type: { kind: 'nhi' } } },
-      { type: 'card-inserted', reader: 'R1', card: { atr: '3B8880010000000000000000', type: { kind: 'moica', generation: 2 } } },
+      { type: 'card-inserted', reader: 'R0', card: { atr: '3B8880010000000000000000', type: { kind: 'nhi' }, label: 'health insurance card (健保卡)' } },
+      { type: 'card-inserted', reader: 'R1', card: { atr: '3B8880010000000000000000', type: { kind: 'moica', generation: 2 }, label: 'citizen certificate card (自然人憑證), generation 2' } },
       { type: 'card-removed', reader: 'R0' },
       { type: 'card-removed', reader: 'R1' },
       { type: 'reader-removed', reader: 'R1' },
@@ -150,6 +150,6 @@ describe('mock reader registry', () => {
     const { registry, recorder } = registryWith('R0');
     const mute: VirtualCard = { atr: Buffer.from('3B00', 'hex'), process: () => Promise.reject(new Error('mute')) };
     await registry.insertCard('R0', mute);
-    expect(recorder.events.at(-1)).toEqual({ type: 'card-inserted', reader: 'R0', card: { atr: '3B00', type: { kind: 'unknown' } } });
+    expect(recorder.events.at(-1)).toEqual({ type: 'card-inserted', reader: 'R0', card: { atr: '3B00', type: { kind: 'unknown' }, label: 'unknown card' } });
   });
 });
