@@ -5,6 +5,8 @@ import { type RawTransmit, createApduTransport } from '../pcsc/transport.js';
 import type { CommandApdu, ResponseApdu } from '../pcsc/apdu.js';
 import { SerialQueue } from '../util/serial-queue.js';
 import type {
+  CardLocation,
+  CardRequest,
   CardSelector,
   CardSession,
   CardState,
@@ -86,7 +88,20 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
     await Promise.all([...this.entries.values()].map((e) => e.card?.recognised));
   }
 
-  async withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T> {
+  async locate(selector: CardSelector): Promise<CardLocation> {
+    const entry = await this.choose(selector);
+    const card = this.cardState(entry);
+    // Removed while we waited for its recognition.
+    if (!card) throw noCard(selector.kind);
+    return { reader: entry.name, card };
+  }
+
+  locateReaders(selector: Pick<CardSelector, 'reader'>): ReaderState[] {
+    const names = new Set(this.candidates(selector).map((e) => e.name));
+    return this.readers().filter((r) => names.has(r.name));
+  }
+
+  async withCard<T>(selector: CardRequest, operation: (session: CardSession) => Promise<T>): Promise<T> {
     const entry = await this.choose(selector);
     return entry.queue.run(async () => {
       const card = entry.card;
@@ -214,7 +229,8 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
     return { atr: card.atr.toString('hex').toUpperCase(), type: card.type, label: describeCardType(card.type) };
   }
 
-  private async choose(selector: CardSelector): Promise<ReaderEntry> {
+  /** NoService, or NoReader when no reader (or none of that name) is connected. */
+  private candidates(selector: Pick<CardSelector, 'reader'>): ReaderEntry[] {
     if (!this.serviceAvailable) {
       throw new CardBridgeError('NoService', 'The smart-card service (pcscd) is not running', {
         hint: 'Start pcscd (e.g. "systemctl start pcscd.socket") and try again.',
@@ -226,9 +242,14 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
       if (candidates.length === 0) throw new CardBridgeError('NoReader', `No reader named "${selector.reader}"`, { reader: selector.reader });
     }
     if (candidates.length === 0) throw new CardBridgeError('NoReader', 'No card reader is connected', { hint: 'Plug in a card reader.' });
+    return candidates;
+  }
+
+  private async choose(selector: CardSelector): Promise<ReaderEntry> {
+    const candidates = this.candidates(selector);
     await Promise.all(candidates.map((e) => e.card?.recognised));
     const withCard = candidates.filter((e) => e.card);
-    if (withCard.length === 0) throw new CardBridgeError('NoCard', 'No card is inserted', { hint: 'Insert the card into the reader.' });
+    if (withCard.length === 0) throw noCard(selector.kind);
     if (!selector.kind) return withCard[0]!;
     const match = withCard.find((e) => e.card?.type?.kind === selector.kind);
     if (!match) {
@@ -259,4 +280,8 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
       }
     }
   }
+}
+
+function noCard(kind: CardSelector['kind']): CardBridgeError {
+  return new CardBridgeError('NoCard', 'No card is inserted', { hint: kind ? `Insert ${describeKind(kind)}.` : 'Insert the card into the reader.' });
 }

@@ -33,16 +33,31 @@ export interface CardSession extends CardTransport {
   readonly exclusive: boolean;
 }
 
+/**
+ * Which card should serve a request. Every field narrows the choice; an empty selector means
+ * "the first reader holding a card". New ways to choose (a card id, a reader id) are new
+ * optional fields here, decided in `RegistryBase.locate` only.
+ */
 export interface CardSelector {
   /** A reader by exact name; otherwise the first reader holding a matching card. */
   reader?: string;
   /** Only cards of this kind qualify. */
   kind?: CardKind;
+}
+
+/** A selector plus how the card is used. */
+export interface CardRequest extends CardSelector {
   /**
    * EXCLUSIVE access for PIN operations: no other program can talk to the card meanwhile and
    * the card is reset afterwards so nobody can ride on the verified PIN.
    */
   exclusive?: boolean;
+}
+
+/** The card `locate` chose: where it is and what it is. */
+export interface CardLocation {
+  reader: string;
+  card: CardState;
 }
 
 export interface ReaderRegistry {
@@ -52,7 +67,14 @@ export interface ReaderRegistry {
   /** Whether the smart-card service (pcscd) is reachable; always true for the mock. */
   readonly serviceAvailable: boolean;
   readers(): ReaderState[];
-  withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T>;
+  /**
+   * The one place that decides which card serves a request, and the only source of
+   * `NoService`, `NoReader`, `NoCard` and `WrongCard`. Waits for cards still being recognised.
+   */
+  locate(selector: CardSelector): Promise<CardLocation>;
+  /** The readers `selector.reader` names (all without it): `NoService` or `NoReader` when there are none. */
+  locateReaders(selector: Pick<CardSelector, 'reader'>): ReaderState[];
+  withCard<T>(selector: CardRequest, operation: (session: CardSession) => Promise<T>): Promise<T>;
   on(event: 'event', listener: (event: RegistryEvent) => void): this;
   off(event: 'event', listener: (event: RegistryEvent) => void): this;
 }

@@ -1,4 +1,3 @@
-import { CardBridgeError } from '../../errors.js';
 import type { ReaderRegistry } from '../../readers/types.js';
 import type { MoicaService, MoicaSignFormat } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
@@ -133,9 +132,7 @@ function keyJson(certificate: MoicaCertificate): HipkiKeyJson {
  * now) is `"unknown token"`. No reader at all is NoReader (0x76100003).
  */
 export async function pkcs11Info(context: HipkiContext, withCert: boolean, onSlotError?: (reader: string, error: unknown) => void): Promise<{ slots: HipkiSlot[] }> {
-  if (!context.registry.serviceAvailable) throw new CardBridgeError('NoService', 'The smart-card service (pcscd) is not running');
-  const readers = context.registry.readers();
-  if (readers.length === 0) throw new CardBridgeError('NoReader', 'No card reader is connected');
+  const readers = context.registry.locateReaders({});
   const slots: HipkiSlot[] = [];
   for (const reader of readers) {
     if (reader.card?.type.kind !== 'moica') {

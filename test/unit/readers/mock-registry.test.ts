@@ -64,6 +64,36 @@ describe('mock reader registry', () => {
     });
   });
 
+  it('locate decides which card serves a request, with the same errors as withCard', async () => {
+    const empty = new MockReaderRegistry();
+    await expect(empty.locate({})).rejects.toMatchObject({ code: 'NoReader' });
+    expect(() => empty.locateReaders({})).toThrow(expect.objectContaining({ code: 'NoReader' }));
+    const { registry } = registryWith('R0', 'R1');
+    await expect(registry.locate({ kind: 'nhi' })).rejects.toMatchObject({ code: 'NoCard', hint: 'Insert a health insurance card (健保卡).' });
+    await registry.insertCard('R1', new GenericTestCard({ aids: [NHI_APPLET_AID] }));
+    await expect(registry.locate({ kind: 'moica' })).rejects.toMatchObject({ code: 'WrongCard' });
+    await expect(registry.locate({ kind: 'nhi', reader: 'R0' })).rejects.toMatchObject({ code: 'NoCard' });
+    await expect(registry.locate({ kind: 'nhi', reader: 'R9' })).rejects.toMatchObject({ code: 'NoReader' });
+    await expect(registry.locate({ kind: 'nhi' })).resolves.toEqual({
+      reader: 'R1',
+      card: { atr: '3B8880010000000000000000', type: { kind: 'nhi' }, label: 'health insurance card (健保卡)' },
+    });
+    expect(registry.locateReaders({ reader: 'R0' })).toEqual([{ name: 'R0' }]);
+    expect(registry.locateReaders({}).map((r) => r.name)).toEqual(['R0', 'R1']);
+  });
+
+  it('locate reports NoService first when the smart-card service is down', async () => {
+    class Down extends MockReaderRegistry {
+      override get serviceAvailable(): boolean {
+        return false;
+      }
+    }
+    const down = new Down();
+    down.addReader('R0');
+    await expect(down.locate({ kind: 'nhi' })).rejects.toMatchObject({ code: 'NoService' });
+    expect(() => down.locateReaders({})).toThrow(expect.objectContaining({ code: 'NoService' }));
+  });
+
   it('serialises concurrent operations on one card: no interleaved APDUs', async () => {
     const { registry } = registryWith('R0');
     const card = new GenericTestCard();
