@@ -35,6 +35,8 @@ export interface RegistryOptions {
 
 interface InsertedCard {
   atr: Buffer;
+  /** The service's count of card events when it reported this card (pcscd: dwEventState >> 16), if it has one. */
+  events?: number;
   /** Increases with every insertion so a late recognition cannot describe a newer card. */
   insertion: number;
   type?: CardType;
@@ -58,6 +60,12 @@ const DEFAULT_SHARING_RETRY_DELAYS_MS = [50, 100, 200, 400, 800];
 export abstract class RegistryBase extends EventEmitter implements ReaderRegistry {
   private readonly entries = new Map<string, ReaderEntry>();
   private insertions = 0;
+  /**
+   * What sessions remembered about each inserted card, by insertion: only what cannot change
+   * while the card stays in. Dropped with the card (removal, reader loss, service loss, a new
+   * ATR or event count) and after a failed link, which may be a reset by another program.
+   */
+  private readonly memory = new Map<number, Map<string, unknown>>();
   private readonly operationTimeoutMs: number;
   private readonly sharingRetryDelaysMs: number[];
   private readonly removalGraceMs: number;
@@ -81,6 +89,11 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
       const card = this.cardState(entry);
       return card ? { name: entry.name, card } : { name: entry.name };
     });
+  }
+
+  /** How many inserted cards the registry remembers anything about (tests: a removed card leaves nothing). */
+  rememberedCards(): number {
+    return this.memory.size;
   }
 
   /** Resolves once every card present now has been recognised. */
@@ -108,18 +121,36 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
       if (!this.entries.has(entry.name)) throw new CardBridgeError('NoReader', `Reader "${entry.name}" was disconnected`, { reader: entry.name });
       if (!card) throw new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name });
       const exclusive = selector.exclusive ?? false;
-      const connection = await this.connectWithRetry(entry.name, exclusive);
+      // Connected on the first APDU: an operation answered from memory never touches the card.
+      let connection: Promise<Connection> | undefined;
       let open = true;
-      const transport = createApduTransport((bytes) => {
-        if (!open) return Promise.reject(new CardBridgeError('Timeout', 'The card operation ran past its time limit'));
-        return connection.transmit(bytes);
+      const transport = createApduTransport(async (bytes) => {
+        if (!open) throw new CardBridgeError('Timeout', 'The card operation ran past its time limit');
+        connection ??= this.connectWithRetry(entry.name, exclusive);
+        // Whatever the backend's link throws is a link fault; the operation's own errors are not.
+        return (await connection).transmit(bytes).catch((e: unknown) => {
+          throw asCardBridgeError(e);
+        });
       });
+      const removed = () => new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name });
       const session: CardSession = {
         reader: entry.name,
         atr: card.atr,
         cardType: card.type ?? { kind: 'unknown' },
         exclusive,
         transmit: (command: CommandApdu): Promise<ResponseApdu> => transport.transmit(command),
+        remember: async <V>(key: string, read: () => Promise<V>): Promise<V> => {
+          if (!this.stillPresent(entry, card)) throw removed();
+          const known = this.memory.get(card.insertion);
+          if (known?.has(key)) return known.get(key) as V;
+          const value = await read();
+          // Pulled out (or swapped) while we read: never keep, nor hand out, what it said.
+          if (!this.stillPresent(entry, card)) throw removed();
+          let memo = this.memory.get(card.insertion);
+          if (!memo) this.memory.set(card.insertion, (memo = new Map()));
+          memo.set(key, value);
+          return value;
+        },
       };
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
@@ -130,13 +161,16 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
       try {
         return await Promise.race([operation(session), timeout]);
       } catch (e) {
-        const error = asCardBridgeError(e);
+        // A bug (TypeError…) or a caller's own refusal is not a card fault: it leaves as it came.
+        if (!(e instanceof CardBridgeError)) throw e;
+        const error = e;
+        if (error.code === 'TransportError') this.memory.delete(card.insertion);
         const removed = error.code === 'CardRemoved' || (error.code === 'TransportError' && (await this.removedWithin(entry, card, this.removalGraceMs)));
         throw removed ? new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name, cause: e }) : error;
       } finally {
         clearTimeout(timer);
         open = false;
-        await connection.close(exclusive).catch(() => undefined);
+        if (connection) await connection.then((c) => c.close(exclusive)).catch(() => undefined);
       }
     });
   }
@@ -157,13 +191,18 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
     this.publish({ type: 'reader-removed', reader: name });
   }
 
-  protected cardInserted(name: string, atr: Buffer): void {
+  /**
+   * A card is in `name`. `events` is the service's card-event count when it has one: a card
+   * swapped faster than the service polls keeps the ATR (identical cards share it) but not the count.
+   */
+  protected cardInserted(name: string, atr: Buffer, events?: number): void {
     const entry = this.entries.get(name);
     if (!entry) return;
-    if (entry.card?.atr.equals(atr)) return;
+    if (entry.card?.atr.equals(atr) && entry.card.events === events) return;
     if (entry.card) this.cardRemoved(name);
     const insertion = ++this.insertions;
     const card: InsertedCard = { atr: Buffer.from(atr), insertion, announced: false, recognised: Promise.resolve() };
+    if (events !== undefined) card.events = events;
     entry.card = card;
     card.recognised = entry.queue
       .run(async () => {
@@ -192,6 +231,7 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
     const card = entry?.card;
     if (!entry || !card) return;
     entry.card = undefined;
+    this.memory.delete(card.insertion);
     if (card.announced) this.publish({ type: 'card-removed', reader: name });
   }
 

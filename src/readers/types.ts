@@ -31,6 +31,12 @@ export interface CardSession extends CardTransport {
   readonly atr: Buffer;
   readonly cardType: CardType;
   readonly exclusive: boolean;
+  /**
+   * `read()`'s value, remembered for as long as this card stays inserted (same insertion): for
+   * what cannot change meanwhile (certificates, card ids, holder data). Never kept, nor
+   * returned, if the card left while it was read. Callers must not mutate the value.
+   */
+  remember<V>(key: string, read: () => Promise<V>): Promise<V>;
 }
 
 /**

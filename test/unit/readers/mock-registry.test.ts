@@ -82,6 +82,19 @@ describe('mock reader registry', () => {
     expect(registry.locateReaders({}).map((r) => r.name)).toEqual(['R0', 'R1']);
   });
 
+  it('lets a programming error through as itself instead of calling it a card fault', async () => {
+    const { registry } = registryWith('R0');
+    await registry.insertCard('R0', new GenericTestCard());
+    const bug = await registry
+      .withCard({}, async (s) => {
+        await s.transmit(GET_DATA);
+        return (undefined as unknown as { x: number }).x;
+      })
+      .catch((e: unknown) => e);
+    expect(bug).toBeInstanceOf(TypeError);
+    expect(bug).not.toHaveProperty('code');
+  });
+
   it('locate reports NoService first when the smart-card service is down', async () => {
     class Down extends MockReaderRegistry {
       override get serviceAvailable(): boolean {
@@ -116,7 +129,7 @@ describe('mock reader registry', () => {
   it('a failing operation does not block the next one', async () => {
     const { registry } = registryWith('R0');
     await registry.insertCard('R0', new GenericTestCard());
-    await expect(registry.withCard({}, async () => Promise.reject(new Error('boom')))).rejects.toMatchObject({ code: 'TransportError', message: 'boom' });
+    await expect(registry.withCard({}, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     await expect(registry.withCard({}, async (s) => (await s.transmit(GET_DATA)).sw)).resolves.toBe(0x9000);
   });
 
@@ -135,7 +148,9 @@ describe('mock reader registry', () => {
     const { registry } = registryWith('R0');
     await registry.insertCard('R0', new GenericTestCard());
     const release = registry.holdExclusively('R0');
-    await expect(registry.withCard({}, async () => 1)).rejects.toMatchObject({ code: 'Busy', hint: expect.stringContaining('other programs') });
+    await expect(registry.withCard({}, (s) => s.transmit(GET_DATA))).rejects.toMatchObject({ code: 'Busy', hint: expect.stringContaining('other programs') });
+    // An operation answered from memory never connects, so another program's hold does not stop it.
+    await expect(registry.withCard({}, async () => 1)).resolves.toBe(1);
     setTimeout(release, 2);
     const slow = new MockReaderRegistry({ sharingRetryDelaysMs: [20, 20, 20] });
     slow.addReader('R0');
