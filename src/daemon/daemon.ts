@@ -4,17 +4,15 @@ import { CardBridgeError, asCardBridgeError } from '../errors.js';
 import { ensureServerCertificate } from '../certs/store.js';
 import { defaultStateDir } from '../config/paths.js';
 import { SitesStore } from '../config/sites-store.js';
-import { createDemoReaders } from '../demo/demo-readers.js';
 import type { MockControl } from '../demo/mock-control.js';
-import { DEMO_SITE_ORIGIN } from '../demo/site/demo-site.js';
 import { portHolders } from '../doctor/ports.js';
-import { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
+import type { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderRegistry } from '../readers/types.js';
 import { buildNativeApp } from '../server/native/app.js';
 import { buildHipkiApp } from '../server/hipki/index.js';
 import { buildNhiHttpApp, buildNhiWsApp } from '../server/nhi/index.js';
-import { loggerAudit } from '../server/native/audit.js';
+import { loggerAudit } from '../server/shared/audit.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import { NhiService } from '../services/nhi/nhi-service.js';
 import type { DaemonConfig } from './config.js';
@@ -67,6 +65,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let registry: ReaderRegistry;
   let control: MockControl | undefined;
   if (options.mock) {
+    // Demo and emulator code is loaded only in mock mode: never part of a real daemon's graph.
+    const { createDemoReaders } = await import('../demo/demo-readers.js');
     ({ registry, control } = await createDemoReaders());
   } else {
     const pcsc = new PcscReaderRegistry();
@@ -85,6 +85,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let samTarget = { host: config.nhiSam.host, port: config.nhiSam.port };
   let sam: EmulatedSam | undefined;
   if (options.mock) {
+    const { EmulatedSam } = await import('../emulator/nhi/emulated-sam.js');
     const emulated = await EmulatedSam.start();
     sam = emulated;
     cleanups.push(() => emulated.close());
@@ -94,7 +95,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     nhi: new NhiService(registry, { sam: { ...samTarget, connectTimeoutMs: config.nhiSam.connectTimeoutMs, stepTimeoutMs: config.nhiSam.stepTimeoutMs } }),
     moica: new MoicaService(registry),
   };
-  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [DEMO_SITE_ORIGIN] : []));
+  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [(await import('../demo/site/demo-site.js')).DEMO_SITE_ORIGIN] : []));
 
   const tls = await ensureServerCertificate(stateDir);
   if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');

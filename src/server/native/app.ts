@@ -17,10 +17,9 @@ import { problemSchema, readerSchema, statusSchema } from './schemas.js';
 import { type CardServices, registerCardRoutes } from './card-routes.js';
 import { PendingRequests } from './pending.js';
 import { registerUiRoutes } from './ui-routes.js';
-import { type AuditLog, loggerAudit } from './audit.js';
+import { type AuditLog, loggerAudit } from '../shared/audit.js';
 import type { SitesStore } from '../../config/sites-store.js';
 import type { MockControl } from '../../demo/mock-control.js';
-import { registerMockRoutes } from './mock-routes.js';
 
 export { NATIVE_DEFAULT_PORT } from '../../config/listeners.js';
 export const NATIVE_HOST_NAMES = ['127.0.0.1', 'localhost'] as const;
@@ -124,7 +123,8 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     registerUiRoutes(app, pending, ownOrigins);
   }
 
-  if (options.mockControl) registerMockRoutes(app, options.mockControl, docs);
+  // The mock routes (and the demo code behind them) are loaded only in mock mode.
+  if (options.mockControl) (await import('./mock-routes.js')).registerMockRoutes(app, options.mockControl, docs);
 
   docs.push({ method: 'get', path: '/v1/client.js', summary: 'The browser client library (one ES module; see docs/api.md)' });
   app.get('/v1/client.js', async (_request, reply) => {

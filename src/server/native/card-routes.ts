@@ -8,7 +8,7 @@ import type { MoicaService } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
 import type { PendingKind, PendingRequests } from './pending.js';
 import type { RouteDoc } from './openapi.js';
-import type { AuditLog } from './audit.js';
+import type { AuditLog } from '../shared/audit.js';
 import { createAuthTokenTbs } from '../../verify/token-format.js';
 
 export interface CardServices {
