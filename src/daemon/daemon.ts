@@ -9,9 +9,6 @@ import { portHolders } from '../doctor/ports.js';
 import type { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderRegistry } from '../readers/types.js';
-import { buildNativeApp } from '../server/native/app.js';
-import { buildHipkiApp } from '../server/hipki/index.js';
-import { buildNhiHttpApp, buildNhiWsApp } from '../server/nhi/index.js';
 import { loggerAudit } from '../server/shared/audit.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import { NhiService } from '../services/nhi/nhi-service.js';
@@ -102,10 +99,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const audit = loggerAudit(logger);
   const rateLimit = { ...config.rateLimit };
 
-  /** Each listener's app, built only when enabled; all of them share the readers, services and allow-list. */
+  /**
+   * Each listener's app, loaded and built only when enabled (a listener's protocol code is not
+   * loaded otherwise); all of them share the readers, services and allow-list.
+   */
   const factories: Partial<Record<ListenerName, (port: number) => Promise<FastifyInstance>>> = {
-    native: (port) =>
-      buildNativeApp({
+    native: async (port) =>
+      (await import('../server/native/app.js')).buildNativeApp({
         registry,
         policy: () => sites.policy(),
         port,
@@ -115,40 +115,40 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         cards: { services, sites, audit },
         ...(control ? { mockControl: control } : {}),
       }),
-    hipki: (port) =>
-      buildHipkiApp({ registry, moica: services.moica, sites, audit, port, rateLimit, logger: logger.child({ listener: 'hipki' }) }),
-    'nhi-ws': (port) =>
-      buildNhiWsApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-ws' }) }),
-    'nhi-http': (port) => buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, logger: logger.child({ listener: 'nhi-http' }) }),
-    'nhi-https': (port) =>
-      buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-https' }) }),
+    hipki: async (port) =>
+      (await import('../server/hipki/index.js')).buildHipkiApp({ registry, moica: services.moica, sites, audit, port, rateLimit, logger: logger.child({ listener: 'hipki' }) }),
+    'nhi-ws': async (port) =>
+      (await import('../server/nhi/index.js')).buildNhiWsApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-ws' }) }),
+    'nhi-http': async (port) => (await import('../server/nhi/index.js')).buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, logger: logger.child({ listener: 'nhi-http' }) }),
+    'nhi-https': async (port) =>
+      (await import('../server/nhi/index.js')).buildNhiHttpApp({ registry, nhi: services.nhi, sites, audit, port, rateLimit, https: { key: tls.key, cert: tls.cert }, logger: logger.child({ listener: 'nhi-https' }) }),
   };
 
-  const listeners: ListenerStatus[] = [];
-  const apps: FastifyInstance[] = [];
-  for (const spec of DEFAULT_LISTENERS) {
-    const settings = config.listeners[spec.name];
-    const build = factories[spec.name];
-    if (!settings.enabled || !build) continue;
-    const { port } = settings;
-    try {
-      const app = await build(port);
+  // Listeners are loaded, built and bound in parallel; the report keeps the table's order.
+  const enabled = DEFAULT_LISTENERS.filter((spec) => config.listeners[spec.name].enabled && factories[spec.name]);
+  const started = await Promise.all(
+    enabled.map(async (spec): Promise<{ status: ListenerStatus; app?: FastifyInstance }> => {
+      const { port } = config.listeners[spec.name];
       try {
-        await app.listen({ port, host: '127.0.0.1' });
+        const app = await factories[spec.name]!(port);
+        try {
+          await app.listen({ port, host: '127.0.0.1' });
+        } catch (e) {
+          await app.close();
+          throw e;
+        }
+        return { status: { name: spec.name, url: `${spec.scheme}://127.0.0.1:${port}` }, app };
       } catch (e) {
-        await app.close();
-        throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        const suspect = 'usualSuspect' in spec ? ` (often ${spec.usualSuspect})` : '';
+        const error = code === 'EADDRINUSE' ? `port ${port} is ${describeHolder(port)}${suspect}` : asCardBridgeError(e).message;
+        logger.error({ listener: spec.name, port }, `${spec.name} listener not started: ${error}`);
+        return { status: { name: spec.name, error } };
       }
-      apps.push(app);
-      listeners.push({ name: spec.name, url: `${spec.scheme}://127.0.0.1:${port}` });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const suspect = 'usualSuspect' in spec ? ` (often ${spec.usualSuspect})` : '';
-      const error = code === 'EADDRINUSE' ? `port ${port} is ${describeHolder(port)}${suspect}` : asCardBridgeError(e).message;
-      logger.error({ listener: spec.name, port }, `${spec.name} listener not started: ${error}`);
-      listeners.push({ name: spec.name, error });
-    }
-  }
+    }),
+  );
+  const listeners: ListenerStatus[] = started.map((s) => s.status);
+  const apps: FastifyInstance[] = started.flatMap((s) => (s.app ? [s.app] : []));
   if (listeners.length > 0 && !listeners.some((l) => l.url)) {
     await Promise.all(cleanups.map((c) => c()));
     throw new CardBridgeError('Unavailable', `No listener could start: ${listeners.map((l) => `${l.name}: ${l.error}`).join('; ')}`, {
