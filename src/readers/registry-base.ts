@@ -132,7 +132,7 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
           throw asCardBridgeError(e);
         });
       });
-      const removed = () => new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name });
+      const removedError = () => new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name });
       const session: CardSession = {
         reader: entry.name,
         atr: card.atr,
@@ -140,12 +140,12 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
         exclusive,
         transmit: (command: CommandApdu): Promise<ResponseApdu> => transport.transmit(command),
         remember: async <V>(key: string, read: () => Promise<V>): Promise<V> => {
-          if (!this.stillPresent(entry, card)) throw removed();
+          if (!this.stillPresent(entry, card)) throw removedError();
           const known = this.memory.get(card.insertion);
           if (known?.has(key)) return known.get(key) as V;
           const value = await read();
           // Pulled out (or swapped) while we read: never keep, nor hand out, what it said.
-          if (!this.stillPresent(entry, card)) throw removed();
+          if (!this.stillPresent(entry, card)) throw removedError();
           let memo = this.memory.get(card.insertion);
           if (!memo) this.memory.set(card.insertion, (memo = new Map()));
           memo.set(key, value);
