@@ -28,13 +28,44 @@ export type ErrorCode =
   | 'SamError' // the SAM was reached but the exchange with it failed or it refused
   | 'RateLimited'; // a site sent more requests than its share
 
+/**
+ * Which step of a multi-step operation failed, so an edge can pick its protocol's code without
+ * knowing any APDU. One closed list: a new step is added here, and every edge that switches on
+ * it is then checked by the compiler.
+ */
+export type ErrorStage =
+  // NHI card driver (cards/nhi/nhi-card.ts)
+  | 'select'
+  | 'basic-data'
+  | 'card-id'
+  | 'card-status'
+  | 'challenge'
+  | 'mutual-auth'
+  // MOICA generation 2 secure channel set-up (cards/moica/moica-gen2.ts); 'card-id' as above
+  | 'key-info'
+  // MOICA generation 1 protected VERIFY: the card refused the batch key (6A 88)
+  | 'pin-protection-key'
+  // NHI cloud SAM exchange (services/nhi/sam-client.ts): `sam-<SamStep>`
+  | 'sam-connect'
+  | 'sam-key-generation'
+  | 'sam-key-export'
+  | 'sam-hello-send'
+  | 'sam-hello-receive'
+  | 'sam-nonce-encrypt'
+  | 'sam-nonce-send'
+  | 'sam-auth-send'
+  | 'sam-auth-receive'
+  | 'sam-sign-send'
+  | 'sam-sign-receive'
+  | 'sam-health';
+
 export interface ErrorDetails {
   triesLeft?: number;
   sw?: number;
   reader?: string;
   hint?: string;
-  /** Which step of a multi-step operation failed, in the raising layer's terms (e.g. 'card-id'). */
-  stage?: string;
+  /** Which step of a multi-step operation failed (e.g. 'card-id'). */
+  stage?: ErrorStage;
   cause?: unknown;
 }
 
@@ -46,7 +77,7 @@ export class CardBridgeError extends Error {
   /** What the user can do about it, in one sentence. */
   readonly hint?: string;
   /** Which step of a multi-step operation failed (see ErrorDetails.stage). */
-  readonly stage?: string;
+  readonly stage?: ErrorStage;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });

@@ -212,6 +212,8 @@ export async function detect(options: DetectOptions = {}): Promise<Detection> {
 export interface CardSummary {
   kind: string;
   generation?: number;
+  /** The card's name for people, e.g. "health insurance card (健保卡)". */
+  label?: string;
 }
 
 export interface BridgeStatus {

@@ -4,16 +4,13 @@ import { CardBridgeError, asCardBridgeError } from '../errors.js';
 import { ensureServerCertificate } from '../certs/store.js';
 import { defaultStateDir } from '../config/paths.js';
 import { SitesStore } from '../config/sites-store.js';
-import { createDemoReaders } from '../demo/demo-readers.js';
 import type { MockControl } from '../demo/mock-control.js';
-import { DEMO_SITE_ORIGIN } from '../demo/site/demo-site.js';
 import { portHolders } from '../doctor/ports.js';
-import { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
-import { loadOrCreateTestPki } from '../emulator/moica/test-pki-store.js';
+import type { EmulatedSam } from '../emulator/nhi/emulated-sam.js';
 import { PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderRegistry } from '../readers/types.js';
 import { DEFAULT_FIREFOX_CA, browserStatus } from '../browsers/policies.js';
-import { loggerAudit } from '../server/native/audit.js';
+import { loggerAudit } from '../server/shared/audit.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import { NhiService } from '../services/nhi/nhi-service.js';
 import { TriesTracker } from '../services/pin/tries-tracker.js';
@@ -79,6 +76,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let control: MockControl | undefined;
   if (options.mock) {
     const pkiDir = options.testPkiDir;
+    // Demo and emulator code is loaded only in mock mode: never part of a real daemon's graph.
+    const { createDemoReaders } = await import('../demo/demo-readers.js');
+    const { loadOrCreateTestPki } = await import('../emulator/moica/test-pki-store.js');
     ({ registry, control } = await createDemoReaders(pkiDir ? onceFrom(() => loadOrCreateTestPki(pkiDir)) : undefined));
   } else {
     const pcsc = new PcscReaderRegistry();
@@ -97,6 +97,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let samTarget = { host: config.nhiSam.host, port: config.nhiSam.port };
   let sam: EmulatedSam | undefined;
   if (options.mock) {
+    const { EmulatedSam } = await import('../emulator/nhi/emulated-sam.js');
     const emulated = await EmulatedSam.start();
     sam = emulated;
     cleanups.push(() => emulated.close());
@@ -106,7 +107,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     nhi: new NhiService(registry, { sam: { ...samTarget, connectTimeoutMs: config.nhiSam.connectTimeoutMs, stepTimeoutMs: config.nhiSam.stepTimeoutMs } }),
     moica: new MoicaService(registry, { tries: TriesTracker.inStateDir(stateDir) }),
   };
-  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [DEMO_SITE_ORIGIN] : []), { consentDays: config.consentDays });
+  const sites = SitesStore.inStateDir(stateDir, config.allowedOrigins, options.extraOrigins ?? (options.mock ? [(await import('../demo/site/demo-site.js')).DEMO_SITE_ORIGIN] : []), { consentDays: config.consentDays });
 
   const tls = await certificate;
   if (tls.created) logger.warn({ stateDir }, 'generated a development certificate; run "cardbridge certs trust" so browsers accept it');

@@ -4,7 +4,7 @@ import { NhiCard } from '../cards/nhi/nhi-card.js';
 import { MoicaService } from '../services/moica/moica-service.js';
 import { isPinBearing } from '../trace/redact.js';
 import { encodeCommand } from '../pcsc/apdu.js';
-import type { CardSelector, CardSession, ReaderRegistry, ReaderState } from '../readers/types.js';
+import type { CardRequest, CardSelector, CardSession, ReaderRegistry, ReaderState } from '../readers/types.js';
 import type { Check } from './doctor.js';
 
 /**
@@ -24,13 +24,16 @@ export function readOnlyRegistry(inner: ReaderRegistry): ReaderRegistry {
     start = () => inner.start();
     stop = () => inner.stop();
     readers = () => inner.readers();
-    withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T> {
+    locate = (selector: CardSelector) => inner.locate(selector);
+    locateReaders = (selector: Pick<CardSelector, 'reader'>) => inner.locateReaders(selector);
+    withCard<T>(selector: CardRequest, operation: (session: CardSession) => Promise<T>): Promise<T> {
       return inner.withCard({ ...selector, exclusive: false }, (session) =>
         operation({
           reader: session.reader,
           atr: session.atr,
           cardType: session.cardType,
           exclusive: false,
+          remember: (key, read) => session.remember(key, read),
           transmit: async (command) => {
             if (isPinBearing(encodeCommand(command))) {
               throw new CardBridgeError('InvalidInput', 'doctor --card never sends a PIN command');

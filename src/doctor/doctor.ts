@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { isCardBridgeError } from '../errors.js';
+import { CARD_PROFILES } from '../cards/index.js';
 import { PCSC_INSTALL_HINT, PcscReaderRegistry } from '../readers/pcsc-registry.js';
 import type { ReaderState } from '../readers/types.js';
 import { DEFAULT_ALLOWED_ORIGINS, SITES_FILE, SitesStore } from '../config/sites-store.js';
@@ -136,14 +137,14 @@ async function readerChecks(create: () => DoctorRegistry): Promise<Check[]> {
           title: `Reader ${r.name}`,
           status: 'warn',
           detail: `a card is inserted but not recognised (ATR ${r.card.atr})`,
-          fix: 'Insert a MOICA citizen certificate (自然人憑證) or NHI card (健保卡) chip first, contacts up; clean the contacts; another program may hold it exclusively (close the vendor utilities).',
+          fix: `Insert ${CARD_PROFILES.map((p) => `a ${p.label}`).join(' or ')} chip first, contacts up; clean the contacts; another program may hold it exclusively (close the vendor utilities).`,
         });
       else
         checks.push({
           id,
           title: `Reader ${r.name}`,
           status: 'ok',
-          detail: r.card.type.kind === 'nhi' ? 'NHI card (健保卡) inserted' : `MOICA card (自然人憑證) generation ${r.card.type.generation ?? '?'} inserted`,
+          detail: `${r.card.label} inserted`,
         });
     }
     if (!readers.some((r) => r.card)) checks.push({ id: 'cards', title: 'Cards', status: 'info', detail: 'insert a card to check that it is recognised' });

@@ -152,7 +152,8 @@ export class PcscReaderRegistry extends RegistryBase {
     return new Promise((resolve) => {
       handle.on('status', (status: { state: number; atr?: Buffer }) => {
         const present = (status.state & handle.SCARD_STATE_PRESENT) !== 0;
-        if (present) this.cardInserted(name, status.atr ?? Buffer.alloc(0));
+        // pcscd keeps its count of card events in the state's upper 16 bits.
+        if (present) this.cardInserted(name, status.atr ?? Buffer.alloc(0), status.state >>> 16);
         else this.cardRemoved(name);
         resolve();
       });

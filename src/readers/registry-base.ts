@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { CardBridgeError, asCardBridgeError } from '../errors.js';
-import { recognizeCard } from '../cards/recognize.js';
+import { describeCardType, describeKind, recognizeCard } from '../cards/index.js';
 import { type RawTransmit, createApduTransport } from '../pcsc/transport.js';
 import type { CommandApdu, ResponseApdu } from '../pcsc/apdu.js';
 import { SerialQueue } from '../util/serial-queue.js';
 import type {
+  CardLocation,
+  CardRequest,
   CardSelector,
   CardSession,
   CardState,
@@ -33,6 +35,8 @@ export interface RegistryOptions {
 
 interface InsertedCard {
   atr: Buffer;
+  /** The service's count of card events when it reported this card (pcscd: dwEventState >> 16), if it has one. */
+  events?: number;
   /** Increases with every insertion so a late recognition cannot describe a newer card. */
   insertion: number;
   type?: CardType;
@@ -56,6 +60,12 @@ const DEFAULT_SHARING_RETRY_DELAYS_MS = [50, 100, 200, 400, 800];
 export abstract class RegistryBase extends EventEmitter implements ReaderRegistry {
   private readonly entries = new Map<string, ReaderEntry>();
   private insertions = 0;
+  /**
+   * What sessions remembered about each inserted card, by insertion: only what cannot change
+   * while the card stays in. Dropped with the card (removal, reader loss, service loss, a new
+   * ATR or event count) and after a failed link, which may be a reset by another program.
+   */
+  private readonly memory = new Map<number, Map<string, unknown>>();
   private readonly operationTimeoutMs: number;
   private readonly sharingRetryDelaysMs: number[];
   private readonly removalGraceMs: number;
@@ -81,30 +91,66 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
     });
   }
 
+  /** How many inserted cards the registry remembers anything about (tests: a removed card leaves nothing). */
+  rememberedCards(): number {
+    return this.memory.size;
+  }
+
   /** Resolves once every card present now has been recognised. */
   async settled(): Promise<void> {
     await Promise.all([...this.entries.values()].map((e) => e.card?.recognised));
   }
 
-  async withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T> {
+  async locate(selector: CardSelector): Promise<CardLocation> {
+    const entry = await this.choose(selector);
+    const card = this.cardState(entry);
+    // Removed while we waited for its recognition.
+    if (!card) throw noCard(selector.kind);
+    return { reader: entry.name, card };
+  }
+
+  locateReaders(selector: Pick<CardSelector, 'reader'>): ReaderState[] {
+    const names = new Set(this.candidates(selector).map((e) => e.name));
+    return this.readers().filter((r) => names.has(r.name));
+  }
+
+  async withCard<T>(selector: CardRequest, operation: (session: CardSession) => Promise<T>): Promise<T> {
     const entry = await this.choose(selector);
     return entry.queue.run(async () => {
       const card = entry.card;
       if (!this.entries.has(entry.name)) throw new CardBridgeError('NoReader', `Reader "${entry.name}" was disconnected`, { reader: entry.name });
       if (!card) throw new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name });
       const exclusive = selector.exclusive ?? false;
-      const connection = await this.connectWithRetry(entry.name, exclusive);
+      // Connected on the first APDU: an operation answered from memory never touches the card.
+      let connection: Promise<Connection> | undefined;
       let open = true;
-      const transport = createApduTransport((bytes) => {
-        if (!open) return Promise.reject(new CardBridgeError('Timeout', 'The card operation ran past its time limit'));
-        return connection.transmit(bytes);
+      const transport = createApduTransport(async (bytes) => {
+        if (!open) throw new CardBridgeError('Timeout', 'The card operation ran past its time limit');
+        connection ??= this.connectWithRetry(entry.name, exclusive);
+        // Whatever the backend's link throws is a link fault; the operation's own errors are not.
+        return (await connection).transmit(bytes).catch((e: unknown) => {
+          throw asCardBridgeError(e);
+        });
       });
+      const removedError = () => new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name });
       const session: CardSession = {
         reader: entry.name,
         atr: card.atr,
         cardType: card.type ?? { kind: 'unknown' },
         exclusive,
         transmit: (command: CommandApdu): Promise<ResponseApdu> => transport.transmit(command),
+        remember: async <V>(key: string, read: () => Promise<V>): Promise<V> => {
+          if (!this.stillPresent(entry, card)) throw removedError();
+          const known = this.memory.get(card.insertion);
+          if (known?.has(key)) return known.get(key) as V;
+          const value = await read();
+          // Pulled out (or swapped) while we read: never keep, nor hand out, what it said.
+          if (!this.stillPresent(entry, card)) throw removedError();
+          let memo = this.memory.get(card.insertion);
+          if (!memo) this.memory.set(card.insertion, (memo = new Map()));
+          memo.set(key, value);
+          return value;
+        },
       };
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
@@ -115,13 +161,16 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
       try {
         return await Promise.race([operation(session), timeout]);
       } catch (e) {
-        const error = asCardBridgeError(e);
+        // A bug (TypeError…) or a caller's own refusal is not a card fault: it leaves as it came.
+        if (!(e instanceof CardBridgeError)) throw e;
+        const error = e;
+        if (error.code === 'TransportError') this.memory.delete(card.insertion);
         const removed = error.code === 'CardRemoved' || (error.code === 'TransportError' && (await this.removedWithin(entry, card, this.removalGraceMs)));
         throw removed ? new CardBridgeError('CardRemoved', `The card was removed from "${entry.name}"`, { reader: entry.name, cause: e }) : error;
       } finally {
         clearTimeout(timer);
         open = false;
-        await connection.close(exclusive).catch(() => undefined);
+        if (connection) await connection.then((c) => c.close(exclusive)).catch(() => undefined);
       }
     });
   }
@@ -142,13 +191,18 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
     this.publish({ type: 'reader-removed', reader: name });
   }
 
-  protected cardInserted(name: string, atr: Buffer): void {
+  /**
+   * A card is in `name`. `events` is the service's card-event count when it has one: a card
+   * swapped faster than the service polls keeps the ATR (identical cards share it) but not the count.
+   */
+  protected cardInserted(name: string, atr: Buffer, events?: number): void {
     const entry = this.entries.get(name);
     if (!entry) return;
-    if (entry.card?.atr.equals(atr)) return;
+    if (entry.card?.atr.equals(atr) && entry.card.events === events) return;
     if (entry.card) this.cardRemoved(name);
     const insertion = ++this.insertions;
     const card: InsertedCard = { atr: Buffer.from(atr), insertion, announced: false, recognised: Promise.resolve() };
+    if (events !== undefined) card.events = events;
     entry.card = card;
     card.recognised = entry.queue
       .run(async () => {
@@ -177,6 +231,7 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
     const card = entry?.card;
     if (!entry || !card) return;
     entry.card = undefined;
+    this.memory.delete(card.insertion);
     if (card.announced) this.publish({ type: 'card-removed', reader: name });
   }
 
@@ -211,10 +266,11 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
   private cardState(entry: ReaderEntry): CardState | undefined {
     const card = entry.card;
     if (!card?.announced || !card.type) return undefined;
-    return { atr: card.atr.toString('hex').toUpperCase(), type: card.type };
+    return { atr: card.atr.toString('hex').toUpperCase(), type: card.type, label: describeCardType(card.type) };
   }
 
-  private async choose(selector: CardSelector): Promise<ReaderEntry> {
+  /** NoService, or NoReader when no reader (or none of that name) is connected. */
+  private candidates(selector: Pick<CardSelector, 'reader'>): ReaderEntry[] {
     if (!this.serviceAvailable) {
       throw new CardBridgeError('NoService', 'The smart-card service (pcscd) is not running', {
         hint: 'Start pcscd (e.g. "systemctl start pcscd.socket") and try again.',
@@ -226,9 +282,14 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
       if (candidates.length === 0) throw new CardBridgeError('NoReader', `No reader named "${selector.reader}"`, { reader: selector.reader });
     }
     if (candidates.length === 0) throw new CardBridgeError('NoReader', 'No card reader is connected', { hint: 'Plug in a card reader.' });
+    return candidates;
+  }
+
+  private async choose(selector: CardSelector): Promise<ReaderEntry> {
+    const candidates = this.candidates(selector);
     await Promise.all(candidates.map((e) => e.card?.recognised));
     const withCard = candidates.filter((e) => e.card);
-    if (withCard.length === 0) throw new CardBridgeError('NoCard', 'No card is inserted', { hint: 'Insert the card into the reader.' });
+    if (withCard.length === 0) throw noCard(selector.kind);
     if (!selector.kind) return withCard[0]!;
     const match = withCard.find((e) => e.card?.type?.kind === selector.kind);
     if (!match) {
@@ -261,13 +322,6 @@ export abstract class RegistryBase extends EventEmitter implements ReaderRegistr
   }
 }
 
-export function describeKind(kind: string): string {
-  switch (kind) {
-    case 'nhi':
-      return 'a health insurance card (健保卡)';
-    case 'moica':
-      return 'a citizen digital certificate card (自然人憑證)';
-    default:
-      return 'a supported card';
-  }
+function noCard(kind: CardSelector['kind']): CardBridgeError {
+  return new CardBridgeError('NoCard', 'No card is inserted', { hint: kind ? `Insert ${describeKind(kind)}.` : 'Insert the card into the reader.' });
 }

@@ -1,16 +1,14 @@
 import type { CardTransport } from '../pcsc/transport.js';
 
-export type CardKind = 'nhi' | 'moica' | 'unknown';
+import type { CardKind, CardType } from '../cards/profile.js';
 
-export interface CardType {
-  kind: CardKind;
-  /** MOICA only: 1 (HiCOS with CLA 0x80) or 2 (GlobalPlatform applet with SCP03). */
-  generation?: 1 | 2;
-}
+export type { CardKind, CardType };
 
 export interface CardState {
   atr: string; // hex, upper case
   type: CardType;
+  /** The card's name for people, from its profile (cards/index.ts), e.g. "citizen certificate card (自然人憑證), generation 2". */
+  label: string;
 }
 
 export interface ReaderState {
@@ -33,18 +31,39 @@ export interface CardSession extends CardTransport {
   readonly atr: Buffer;
   readonly cardType: CardType;
   readonly exclusive: boolean;
+  /**
+   * `read()`'s value, remembered for as long as this card stays inserted (same insertion): for
+   * what cannot change meanwhile (certificates, card ids, holder data). Never kept, nor
+   * returned, if the card left while it was read. Callers must not mutate the value.
+   */
+  remember<V>(key: string, read: () => Promise<V>): Promise<V>;
 }
 
+/**
+ * Which card should serve a request. Every field narrows the choice; an empty selector means
+ * "the first reader holding a card". New ways to choose (a card id, a reader id) are new
+ * optional fields here, decided in `RegistryBase.locate` only.
+ */
 export interface CardSelector {
   /** A reader by exact name; otherwise the first reader holding a matching card. */
   reader?: string;
   /** Only cards of this kind qualify. */
   kind?: CardKind;
+}
+
+/** A selector plus how the card is used. */
+export interface CardRequest extends CardSelector {
   /**
    * EXCLUSIVE access for PIN operations: no other program can talk to the card meanwhile and
    * the card is reset afterwards so nobody can ride on the verified PIN.
    */
   exclusive?: boolean;
+}
+
+/** The card `locate` chose: where it is and what it is. */
+export interface CardLocation {
+  reader: string;
+  card: CardState;
 }
 
 export interface ReaderRegistry {
@@ -54,7 +73,14 @@ export interface ReaderRegistry {
   /** Whether the smart-card service (pcscd) is reachable; always true for the mock. */
   readonly serviceAvailable: boolean;
   readers(): ReaderState[];
-  withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T>;
+  /**
+   * The one place that decides which card serves a request, and the only source of
+   * `NoService`, `NoReader`, `NoCard` and `WrongCard`. Waits for cards still being recognised.
+   */
+  locate(selector: CardSelector): Promise<CardLocation>;
+  /** The readers `selector.reader` names (all without it): `NoService` or `NoReader` when there are none. */
+  locateReaders(selector: Pick<CardSelector, 'reader'>): ReaderState[];
+  withCard<T>(selector: CardRequest, operation: (session: CardSession) => Promise<T>): Promise<T>;
   on(event: 'event', listener: (event: RegistryEvent) => void): this;
   off(event: 'event', listener: (event: RegistryEvent) => void): this;
 }

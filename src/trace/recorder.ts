@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { asCardBridgeError } from '../errors.js';
 import { type CommandApdu, type ResponseApdu, encodeCommand, encodeResponse } from '../pcsc/apdu.js';
 import type { CardTransport } from '../pcsc/transport.js';
-import type { CardSelector, CardSession, CardType, ReaderRegistry, ReaderState, RegistryEvent } from '../readers/types.js';
+import type { CardLocation, CardRequest, CardSelector, CardSession, CardType, ReaderRegistry, ReaderState, RegistryEvent } from '../readers/types.js';
 import { VERSION } from '../version.js';
 import { SessionRedactor } from './redact.js';
 import { type ApduTrace, TRACE_FORMAT, type TraceExchange, type TraceOutcome, type TraceSession, patternToHex, toHex } from './trace-file.js';
@@ -117,7 +117,15 @@ export class TracingRegistry extends EventEmitter implements ReaderRegistry {
     return this.inner.readers();
   }
 
-  withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T> {
+  locate(selector: CardSelector): Promise<CardLocation> {
+    return this.inner.locate(selector);
+  }
+
+  locateReaders(selector: Pick<CardSelector, 'reader'>): ReaderState[] {
+    return this.inner.locateReaders(selector);
+  }
+
+  withCard<T>(selector: CardRequest, operation: (session: CardSession) => Promise<T>): Promise<T> {
     return this.inner.withCard(selector, (session) => {
       const recorded = this.recorder.record(session, session);
       const traced: CardSession = {
@@ -126,6 +134,9 @@ export class TracingRegistry extends EventEmitter implements ReaderRegistry {
         cardType: session.cardType,
         exclusive: session.exclusive,
         transmit: (command) => recorded.transmit(command),
+        // What the card answered once per insertion is answered from memory, as in the daemon:
+        // the trace shows what a real operation sends (a read inside `read` is recorded).
+        remember: (key, read) => session.remember(key, read),
       };
       return operation(traced);
     });

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { CardBridgeError } from '../errors.js';
 import { type CommandApdu, type ResponseApdu, encodeCommand, parseResponse } from '../pcsc/apdu.js';
+import { describeCardType } from '../cards/index.js';
 import type { CardTransport } from '../pcsc/transport.js';
-import type { CardSelector, CardSession, ReaderRegistry, ReaderState } from '../readers/types.js';
+import type { CardLocation, CardRequest, CardSelector, CardSession, ReaderRegistry, ReaderState } from '../readers/types.js';
 import { type ApduTrace, type BytePattern, type TraceSession, parseHex, parsePattern, patternToHex } from './trace-file.js';
 
 /**
@@ -129,10 +130,25 @@ export class ReplayRegistry extends EventEmitter implements ReaderRegistry {
 
   readers(): ReaderState[] {
     const first = this.trace.sessions[0]!;
-    return [{ name: first.reader, card: { atr: first.atr.toUpperCase(), type: first.cardType } }];
+    return [{ name: first.reader, card: { atr: first.atr.toUpperCase(), type: first.cardType, label: describeCardType(first.cardType) } }];
   }
 
-  async withCard<T>(selector: CardSelector, operation: (session: CardSession) => Promise<T>): Promise<T> {
+  async locate(selector: CardSelector): Promise<CardLocation> {
+    const [reader] = this.readers();
+    if (selector.kind !== undefined && selector.kind !== reader!.card!.type.kind) {
+      throw new TraceDivergence(`Replay of ${this.#label}: the service looks for a ${selector.kind} card but the trace holds ${reader!.card!.type.kind}`);
+    }
+    return { reader: reader!.name, card: reader!.card! };
+  }
+
+  locateReaders(): ReaderState[] {
+    return this.readers();
+  }
+
+  /** One insertion for the whole replay: what the card answered once is remembered, as the daemon does. */
+  readonly #memory = new Map<string, Promise<unknown>>();
+
+  async withCard<T>(selector: CardRequest, operation: (session: CardSession) => Promise<T>): Promise<T> {
     const transport = this.transports[this.#next];
     if (!transport) throw new TraceDivergence(`Replay of ${this.#label}: the service opened session ${this.#next + 1} but the trace has ${this.transports.length}`);
     this.#next++;
@@ -146,6 +162,15 @@ export class ReplayRegistry extends EventEmitter implements ReaderRegistry {
       cardType: recorded.cardType,
       exclusive: selector.exclusive ?? false,
       transmit: (command) => transport.transmit(command),
+      remember: <V>(key: string, read: () => Promise<V>): Promise<V> => {
+        let value = this.#memory.get(key) as Promise<V> | undefined;
+        if (!value) {
+          value = read();
+          this.#memory.set(key, value);
+          value.catch(() => this.#memory.delete(key)); // a failed read is not remembered
+        }
+        return value;
+      },
     });
   }
 

@@ -8,7 +8,7 @@ import { SitesStore } from '../../src/config/sites-store.js';
 import { EmulatedSam } from '../../src/emulator/nhi/emulated-sam.js';
 import { VirtualNhiCard, type VirtualNhiCardOptions } from '../../src/emulator/nhi/virtual-nhi-card.js';
 import { MockReaderRegistry } from '../../src/readers/mock-registry.js';
-import { memoryAudit } from '../../src/server/native/audit.js';
+import { memoryAudit } from '../../src/server/shared/audit.js';
 import { NhiService } from '../../src/services/nhi/nhi-service.js';
 import { ensureServerCertificate, type ServerCertificate } from '../../src/certs/index.js';
 import { buildNhiHttpApp, buildNhiWsApp } from '../../src/server/nhi/index.js';

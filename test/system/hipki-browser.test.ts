@@ -9,7 +9,7 @@ import { verify } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { BrowserContext, Page } from 'playwright-core';
 import { buildHipkiApp, HIPKI_DEFAULT_PORT } from '../../src/server/hipki/app.js';
-import { memoryAudit } from '../../src/server/native/audit.js';
+import { memoryAudit } from '../../src/server/shared/audit.js';
 import { SitesStore } from '../../src/config/sites-store.js';
 import { MockReaderRegistry } from '../../src/readers/mock-registry.js';
 import { VirtualMoicaGen2Card } from '../../src/emulator/moica/virtual-moica-gen2.js';

@@ -54,7 +54,7 @@ describeSystem('real pcscd + vpcd', () => {
     const since = events.events.length;
     await slot(card).insert();
     const inserted = await events.waitFor((e) => e.type === 'card-inserted', 5000, since);
-    expect(inserted).toEqual({ type: 'card-inserted', reader: READER0, card: { atr: card.atr.toString('hex').toUpperCase(), type: { kind: 'nhi' } } });
+    expect(inserted).toEqual({ type: 'card-inserted', reader: READER0, card: { atr: card.atr.toString('hex').toUpperCase(), type: { kind: 'nhi' }, label: 'health insurance card (健保卡)' } });
     await slots[0]!.remove();
     await expect(events.waitFor((e) => e.type === 'card-removed', 5000, since)).resolves.toEqual({ type: 'card-removed', reader: READER0 });
     expect(registry.readers()[0]).toEqual({ name: READER0 });
@@ -133,7 +133,7 @@ describeSystem('real pcscd + vpcd', () => {
       available: true,
       readers: [
         { name: READER0, cardPresent: false, atr: null, card: null },
-        { name: READER1, cardPresent: true, atr: card.atr.toString('hex').toUpperCase(), card: { kind: 'nhi' } },
+        { name: READER1, cardPresent: true, atr: card.atr.toString('hex').toUpperCase(), card: { kind: 'nhi', label: 'health insurance card (健保卡)' } },
       ],
     });
   });

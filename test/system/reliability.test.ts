@@ -29,7 +29,7 @@ import type { RegistryEvent } from '../../src/readers/types.js';
 import { buildNativeApp } from '../../src/server/native/app.js';
 import { buildHipkiApp } from '../../src/server/hipki/app.js';
 import { buildNhiHttpApp, buildNhiWsApp } from '../../src/server/nhi/index.js';
-import { memoryAudit } from '../../src/server/native/audit.js';
+import { memoryAudit } from '../../src/server/shared/audit.js';
 import { RET } from '../../src/server/hipki/ret-codes.js';
 import { MoicaService } from '../../src/services/moica/moica-service.js';
 import { NhiService } from '../../src/services/nhi/nhi-service.js';
@@ -294,13 +294,27 @@ describeSystem('reliability: the daemon over real pcscd + vpcd', () => {
     expect(typeof after.json().signature).toBe('string');
   });
 
-  it('50 concurrent clients on one card over three protocols: every answer right, each operation’s APDUs contiguous', async () => {
-    // One read on its own gives the operation's APDU sequence.
+  it('50 concurrent clients on one card over three protocols: every answer right, the card read once per insertion with contiguous APDUs', async () => {
+    /** A fresh insertion: nothing about the card is remembered yet. */
+    const reinsert = async () => {
+      const since = events.events.length;
+      await nhiSlot.remove();
+      await events.waitFor((e) => e.type === 'card-removed' && e.reader === VPCD_READERS[0], 8000, since);
+      const back = events.events.length;
+      await nhiSlot.insert();
+      await events.waitFor((e) => e.type === 'card-inserted' && e.reader === VPCD_READERS[0], 8000, back);
+    };
+    // One read on its own gives the operation's APDU sequence; a second read of the same card is answered from memory.
+    await reinsert();
     let mark = nhiCard.received.length;
     expect(judgeNative(await clients.nativeBasic())).toBe('ok');
     const sequence = nhiCard.received.slice(mark).map((a) => a.toString('hex'));
     expect(sequence.length).toBeGreaterThanOrEqual(2);
+    mark = nhiCard.received.length;
+    expect(judgeNative(await clients.nativeBasic())).toBe('ok');
+    expect(nhiCard.received.length).toBe(mark);
 
+    await reinsert();
     const sockets = await Promise.all(Array.from({ length: 17 }, () => clients.echo()));
     mark = nhiCard.received.length;
     const answers = await Promise.all([
@@ -312,9 +326,8 @@ describeSystem('reliability: the daemon over real pcscd + vpcd', () => {
     expect(answers).toHaveLength(50);
     expect(answers.every((a) => a === 'ok')).toBe(true);
 
-    const stream = nhiCard.received.slice(mark).map((a) => a.toString('hex'));
-    expect(stream).toHaveLength(50 * sequence.length);
-    for (let i = 0; i < 50; i++) expect(stream.slice(i * sequence.length, (i + 1) * sequence.length)).toEqual(sequence);
+    // The first of the 50 to reach the card reads it, whole and uninterrupted; the others are answered from memory.
+    expect(nhiCard.received.slice(mark).map((a) => a.toString('hex'))).toEqual(sequence);
   });
 });
 

@@ -1,4 +1,4 @@
-import { CardBridgeError, asCardBridgeError } from '../../errors.js';
+import { CardBridgeError, type ErrorStage, asCardBridgeError } from '../../errors.js';
 import type { CommandApdu, ResponseApdu } from '../../pcsc/apdu.js';
 import { statusWordError } from '../../pcsc/status-words.js';
 import type { CardTransport } from '../../pcsc/transport.js';
@@ -21,7 +21,7 @@ import {
  * The steps of the NHI driver, carried in `CardBridgeError.stage` so that an edge can tell a
  * failed card-id read from a failed challenge without knowing any APDU.
  */
-export type NhiStage = 'select' | 'basic-data' | 'card-id' | 'card-status' | 'challenge' | 'mutual-auth';
+export type NhiStage = Extract<ErrorStage, 'select' | 'basic-data' | 'card-id' | 'card-status' | 'challenge' | 'mutual-auth'>;
 
 /** Medical-staff cards (醫事人員卡) refuse the citizen basic-data read with this word. */
 const SW_STAFF_CARD = 0x6a86;

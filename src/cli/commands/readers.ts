@@ -1,27 +1,19 @@
 import { isCardBridgeError } from '../../errors.js';
-import type { CardType, ReaderState } from '../../readers/types.js';
+import { describeCardType } from '../../cards/index.js';
+import type { ReaderState } from '../../readers/types.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT, type CliCommand } from '../io.js';
 import { openRegistry } from '../reader-source.js';
 import { formatTable } from '../table.js';
 
-export function describeCardType(type: CardType): string {
-  switch (type.kind) {
-    case 'nhi':
-      return 'NHI health card (健保卡)';
-    case 'moica':
-      return `MOICA citizen certificate (自然人憑證), generation ${type.generation ?? '?'}`;
-    default:
-      return 'unknown card';
-  }
-}
+export { describeCardType };
 
 function toJson(reader: ReaderState) {
   return {
     name: reader.name,
     cardPresent: reader.card !== undefined,
     atr: reader.card?.atr ?? null,
-    card: reader.card?.type ?? null,
+    card: reader.card ? { ...reader.card.type, label: reader.card.label } : null,
   };
 }
 

@@ -207,7 +207,7 @@ $('hsign').addEventListener('click', () => {
 export function statusJs(bridge: string): string {
   return `${CLIENT_IMPORT(bridge)}
 const readers = new Map();
-function kind(card) { if (!card) return '—'; const t = card.type || card; return t.kind === 'nhi' ? '健保卡 NHI' : t.kind === 'moica' ? '自然人憑證 MOICA gen ' + t.generation : 'unknown card'; }
+function kind(card) { return card ? card.label || 'unknown card' : '—'; }
 function render() {
   $('readers').replaceChildren(...[...readers].map(([name, card]) => { const tr = document.createElement('tr'); tr.dataset.reader = name;
     for (const text of [name, kind(card)]) { const td = document.createElement('td'); td.textContent = text; tr.append(td); } return tr; }));
@@ -217,7 +217,7 @@ bridge.events((event) => {
   if (event.type === 'snapshot') { readers.clear(); for (const r of event.readers) readers.set(r.name, r.card); log('connected: ' + event.readers.length + ' readers'); }
   else if (event.type === 'reader-added') { readers.set(event.reader, null); log('reader added: ' + event.reader); }
   else if (event.type === 'reader-removed') { readers.delete(event.reader); log('reader removed: ' + event.reader); }
-  else if (event.type === 'card-inserted') { readers.set(event.reader, event.card.type); log('card inserted in ' + event.reader + ': ' + kind(event.card)); }
+  else if (event.type === 'card-inserted') { readers.set(event.reader, event.card); log('card inserted in ' + event.reader + ': ' + kind(event.card)); }
   else if (event.type === 'card-removed') { readers.set(event.reader, null); log('card removed from ' + event.reader); }
   else log(event.type);
   render();

@@ -11,7 +11,7 @@ import { PROBE_GIF } from '../shared/probe.js';
 import { allowedHosts } from '../security/loopback.js';
 import { canonicalOrigin } from '../security/origin-policy.js';
 import { RateLimiter } from '../security/rate-limit.js';
-import { type AuditLog, loggerAudit } from '../native/audit.js';
+import { type AuditLog, loggerAudit } from '../shared/audit.js';
 import { type HipkiOperation, HipkiRequestError, RET, hipkiFailure } from './ret-codes.js';
 import { type TbsPackage, field, funcOf, parseTbsPackage } from './tbs-package.js';
 import { type HipkiContext, decryptData, makeSignature, pkcs11Info, readerOf } from './operations.js';

@@ -1,4 +1,3 @@
-import { CardBridgeError } from '../../errors.js';
 import type { ReaderRegistry } from '../../readers/types.js';
 import type { MoicaService, MoicaSignFormat, PinUse } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
@@ -133,9 +132,7 @@ function keyJson(certificate: MoicaCertificate): HipkiKeyJson {
  * now) is `"unknown token"`. No reader at all is NoReader (0x76100003).
  */
 export async function pkcs11Info(context: HipkiContext, withCert: boolean, onSlotError?: (reader: string, error: unknown) => void): Promise<{ slots: HipkiSlot[] }> {
-  if (!context.registry.serviceAvailable) throw new CardBridgeError('NoService', 'The smart-card service (pcscd) is not running');
-  const readers = context.registry.readers();
-  if (readers.length === 0) throw new CardBridgeError('NoReader', 'No card reader is connected');
+  const readers = context.registry.locateReaders({});
   const slots: HipkiSlot[] = [];
   for (const reader of readers) {
     if (reader.card?.type.kind !== 'moica') {
@@ -200,24 +197,27 @@ export interface HipkiSignature {
   summary: string;
 }
 
-/** Validity and key choice need the certificates before the PIN is spent. */
-async function checkSigningCertificate(context: HipkiContext, pkg: TbsPackage, reader: string | undefined): Promise<void> {
+/**
+ * HiPKI's conditions on the signing certificate (keyidb64, checkValidity), read from the
+ * request now and checked by the service inside its one exclusive session, before the PIN is
+ * spent. Which key signs is the service's rule (`signingKey`), not repeated here.
+ */
+function signingKeyCheck(context: HipkiContext, pkg: TbsPackage): ((key: MoicaCertificate) => void) | undefined {
   const keyId = field(pkg, 'keyidb64');
   const checkValidity = flag(pkg, 'checkValidity');
   const wanted = keyId === undefined || keyId === '' ? undefined : decodeBase64(keyId, RET.BASE64_KEYID, 'keyidb64');
-  if (!wanted && !checkValidity) return;
-  const certificates = await context.moica.listCertificates(reader === undefined ? {} : { reader });
-  const signing = certificates.find((c) => c.id === 'SIGN' && c.keyReference !== undefined) ?? certificates.find((c) => c.facts.role === 'sign' && c.keyReference !== undefined);
-  if (!signing) throw new HipkiRequestError(RET.CERT_NOT_FOUND, 'The card has no signing certificate');
-  if (wanted && !objectIdBytes(signing.id).equals(wanted)) {
-    // cardbridge signs with the signing key only; any other key (or none) is not found.
-    throw new HipkiRequestError(RET.CERT_NOT_FOUND, 'keyidb64 does not name the card’s signing key');
-  }
-  if (checkValidity) {
-    const now = context.now();
-    if (now < signing.facts.notBefore) throw new HipkiRequestError(RET.CERT_NOT_YET_VALID, 'The signing certificate is not valid yet');
-    if (now > signing.facts.notAfter) throw new HipkiRequestError(RET.CERT_EXPIRED, 'The signing certificate has expired');
-  }
+  if (!wanted && !checkValidity) return undefined;
+  return (signing) => {
+    if (wanted && !objectIdBytes(signing.id).equals(wanted)) {
+      // cardbridge signs with the signing key only; any other key (or none) is not found.
+      throw new HipkiRequestError(RET.CERT_NOT_FOUND, 'keyidb64 does not name the card’s signing key');
+    }
+    if (checkValidity) {
+      const now = context.now();
+      if (now < signing.facts.notBefore) throw new HipkiRequestError(RET.CERT_NOT_YET_VALID, 'The signing certificate is not valid yet');
+      if (now > signing.facts.notAfter) throw new HipkiRequestError(RET.CERT_EXPIRED, 'The signing certificate has expired');
+    }
+  };
 }
 
 /** MakeSignature: PKCS1 / PKCS7 / RAW over the tbs bytes with the card's signing key. */
@@ -232,9 +232,10 @@ export async function makeSignature(context: HipkiContext, pkg: TbsPackage, use:
   if (format === 'cms' && data.length === 0) throw new HipkiRequestError(RET.PARAM_ERROR, 'Nothing to sign');
   const pin = pinOf(pkg);
   const reader = readerOf(pkg);
-  await checkSigningCertificate(context, pkg, reader);
+  const checkSigningKey = signingKeyCheck(context, pkg);
   const signed = await context.moica.sign(
     {
+      ...(checkSigningKey ? { checkSigningKey } : {}),
       data,
       hash,
       format,

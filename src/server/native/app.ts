@@ -17,10 +17,9 @@ import { problemSchema, readerSchema, statusSchema } from './schemas.js';
 import { type CardServices, registerCardRoutes } from './card-routes.js';
 import { PendingRequests } from './pending.js';
 import { registerUiRoutes } from './ui-routes.js';
-import { type AuditLog, loggerAudit } from './audit.js';
+import { type AuditLog, loggerAudit } from '../shared/audit.js';
 import type { SitesStore } from '../../config/sites-store.js';
 import type { MockControl } from '../../demo/mock-control.js';
-import { registerMockRoutes } from './mock-routes.js';
 import { PROBE_GIF } from '../shared/probe.js';
 import { registerSelfTest } from './self-test.js';
 import type { BrowserPolicyStatus } from '../../browsers/policies.js';
@@ -52,8 +51,13 @@ export interface NativeAppOptions {
   selfTest?: { browsers?: () => Promise<BrowserPolicyStatus[]> };
 }
 
+/** The card's type with its profile's label, so pages never keep their own list of card names. */
+function cardJson(reader: ReaderState) {
+  return reader.card ? { ...reader.card.type, label: reader.card.label } : null;
+}
+
 function readerJson(reader: ReaderState) {
-  return { name: reader.name, cardPresent: reader.card !== undefined, atr: reader.card?.atr ?? null, card: reader.card?.type ?? null };
+  return { name: reader.name, cardPresent: reader.card !== undefined, atr: reader.card?.atr ?? null, card: cardJson(reader) };
 }
 
 /**
@@ -98,7 +102,7 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     version: VERSION,
     api: 'v1',
     serviceAvailable: options.registry.serviceAvailable,
-    readers: options.registry.readers().map((r) => ({ name: r.name, cardPresent: r.card !== undefined, card: r.card?.type ?? null })),
+    readers: options.registry.readers().map((r) => ({ name: r.name, cardPresent: r.card !== undefined, card: cardJson(r) })),
   }));
 
   const readersResponse = { type: 'object', properties: { readers: { type: 'array', items: readerSchema } }, required: ['readers'], additionalProperties: false } as const;
@@ -128,7 +132,8 @@ export async function buildNativeApp(options: NativeAppOptions): Promise<Fastify
     registerUiRoutes(app, pending, ownOrigins);
   }
 
-  if (options.mockControl) registerMockRoutes(app, options.mockControl, docs);
+  // The mock routes (and the demo code behind them) are loaded only in mock mode.
+  if (options.mockControl) (await import('./mock-routes.js')).registerMockRoutes(app, options.mockControl, docs);
 
   docs.push({ method: 'get', path: '/', summary: 'The self-test page for citizens (cardbridge’s own page; its /ui/api/self-test answers that page only)' });
   registerSelfTest(app, { registry: options.registry, ownOrigins, services: options.cards?.services, sites: options.cards?.sites, browsers: options.selfTest?.browsers });

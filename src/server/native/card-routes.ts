@@ -3,13 +3,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CardBridgeError, asCardBridgeError } from '../../errors.js';
 import type { ConsentScope, SitesStore } from '../../config/sites-store.js';
 import type { CardKind, ReaderRegistry } from '../../readers/types.js';
-import { describeKind } from '../../readers/registry-base.js';
 import type { NhiService } from '../../services/nhi/nhi-service.js';
 import type { MoicaService } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
 import type { PendingKind, PendingRequests } from './pending.js';
 import type { RouteDoc } from './openapi.js';
-import type { AuditLog } from './audit.js';
+import type { AuditLog } from '../shared/audit.js';
 import { createAuthTokenTbs } from '../../verify/token-format.js';
 
 export interface CardServices {
@@ -71,14 +70,9 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
   const { registry, services, pending, sites, audit, uiBase, docs } = options;
 
   /** The reader holding a card of `kind`, or the error saying what is wrong, before any window opens. */
-  function locate(kind: CardKind, reader?: string): { reader: string; cardKey: string; label: string } {
-    const readers = registry.readers().filter((r) => reader === undefined || r.name === reader);
-    const match = readers.find((r) => r.card?.type.kind === kind);
-    if (match?.card) return { reader: match.name, cardKey: `${match.name}|${match.card.atr}`, label: `${describeKind(kind)} — ${match.name}` };
-    if (!registry.serviceAvailable) throw new CardBridgeError('NoService', 'The smart-card service (pcscd) is not running');
-    if (readers.length === 0) throw new CardBridgeError('NoReader', reader ? `No reader named "${reader}"` : 'No card reader is connected');
-    if (readers.every((r) => !r.card)) throw new CardBridgeError('NoCard', 'No card is inserted', { hint: `Insert ${describeKind(kind)}.` });
-    throw new CardBridgeError('WrongCard', `The inserted card is not ${describeKind(kind)}`, { hint: `Insert ${describeKind(kind)}.` });
+  async function locate(kind: CardKind, reader?: string): Promise<{ reader: string; cardKey: string; label: string }> {
+    const found = await registry.locate(reader === undefined ? { kind } : { kind, reader });
+    return { reader: found.reader, cardKey: `${found.reader}|${found.card.atr}`, label: `${found.card.label} — ${found.reader}` };
   }
 
   /**
@@ -92,7 +86,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
     work: (input: { pin?: string; confirmLastTry?: boolean }) => Promise<T>,
   ): Promise<T | FastifyReply> {
     const origin = requireOrigin(request);
-    const card = locate(spec.cardKind, spec.reader);
+    const card = await locate(spec.cardKind, spec.reader);
     const audited = async (input: { pin?: string; confirmLastTry?: boolean }) => {
       try {
         const result = await work(input);

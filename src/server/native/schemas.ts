@@ -4,6 +4,7 @@ export const cardTypeSchema = {
   properties: {
     kind: { type: 'string', enum: ['nhi', 'moica', 'unknown'] },
     generation: { type: 'integer', enum: [1, 2] },
+    label: { type: 'string' },
   },
   required: ['kind'],
   additionalProperties: false,

@@ -4,7 +4,7 @@ import type { SitesStore } from '../../config/sites-store.js';
 import type { CardBridgeError } from '../../errors.js';
 import type { ReaderRegistry } from '../../readers/types.js';
 import type { NhiService } from '../../services/nhi/nhi-service.js';
-import type { AuditLog } from '../native/audit.js';
+import type { AuditLog } from '../shared/audit.js';
 import { type GuardOptions, installGuard } from '../security/guard.js';
 import { allowedHosts } from '../security/loopback.js';
 import { RateLimiter } from '../security/rate-limit.js';

@@ -1,4 +1,4 @@
-import { asCardBridgeError } from '../../errors.js';
+import { type ErrorStage, asCardBridgeError } from '../../errors.js';
 import { SamClientError, type SamStep } from '../../services/nhi/sam-client.js';
 
 /**
@@ -80,7 +80,7 @@ function samCode(error: SamClientError): string {
 }
 
 /** Card failures by the driver's stage (`NhiStage`) for reads that are not the basic data. */
-function cardStageCode(stage: string | undefined, isProtocol: boolean, operation: NhiOperation): string {
+function cardStageCode(stage: ErrorStage | undefined, isProtocol: boolean, operation: NhiOperation): string {
   switch (stage) {
     case 'select':
       return '7004';

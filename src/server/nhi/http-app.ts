@@ -140,29 +140,31 @@ export async function buildNhiHttpApp(options: NhiHttpAppOptions): Promise<Fasti
   app.post('/api/GetEncryptBasic', api('SecureGetBasic', async (_f, caller) => ({ [ENCRYPT_BASIC_FIELD]: await operations.secureGetBasic(caller) })));
 
   // ——— status images: JSON in pixels, readable through a canvas by allowed origins only ———
-  const status = (): Reply => {
-    const registry = options.registry;
-    if (!registry) return { result: NHI_OK, version: operations.getVersion() };
-    if (!registry.serviceAvailable) return { result: nhiErrorCode(new CardBridgeError('NoService', ''), 'GetVersion'), version: operations.getVersion() };
-    const readers = registry.readers();
-    if (readers.length === 0) return { result: nhiErrorCode(new CardBridgeError('NoReader', ''), 'GetVersion'), version: operations.getVersion() };
-    return { result: NHI_OK, version: operations.getVersion() };
+  // Whether there is a service, a reader and an NHI card is the registry's decision (locate).
+  const status = async (): Promise<Reply> => {
+    try {
+      options.registry?.locateReaders({});
+      return { result: NHI_OK, version: operations.getVersion() };
+    } catch (e) {
+      return { result: nhiErrorCode(e, 'GetVersion'), version: operations.getVersion() };
+    }
   };
-  const cardStatus = (): Reply => {
-    const base = status();
-    if (base.result !== NHI_OK) return { result: base.result! };
+  const cardStatus = async (): Promise<Reply> => {
     if (!options.registry) return { result: nhiErrorCode(new CardBridgeError('Unavailable', ''), 'GetVersion') };
-    const readers = options.registry.readers();
-    const nhi = readers.some((r) => r.card?.type.kind === 'nhi');
-    return { result: nhi ? NHI_OK : nhiErrorCode(new CardBridgeError('NoCard', ''), 'GetBasic') };
+    try {
+      await options.registry.locate({ kind: 'nhi' });
+      return { result: NHI_OK };
+    } catch (e) {
+      return { result: nhiErrorCode(e, 'GetBasic') };
+    }
   };
-  const bitmap = (content: () => Reply) => async (_request: FastifyRequest, reply: FastifyReply) =>
+  const bitmap = (content: () => Promise<Reply>) => async (_request: FastifyRequest, reply: FastifyReply) =>
     reply
       .type('image/bmp')
       .header('Cache-Control', 'no-store')
       // Pages that may not read the pixels may not even embed the image.
       .header('Cross-Origin-Resource-Policy', 'same-origin')
-      .send(encodeJsonBitmap(content()));
+      .send(encodeJsonBitmap(await content()));
   for (const path of ['/GetStatus.bmp', '/api/GetStatus.bmp']) app.get(path, bitmap(status));
   for (const path of ['/GetCardStatus.bmp', '/api/GetCardStatus.bmp']) app.get(path, bitmap(cardStatus));
 

@@ -1,7 +1,7 @@
 import { CardBridgeError, asCardBridgeError } from '../../errors.js';
 import type { ReaderRegistry } from '../../readers/types.js';
 import { NHI_AGENT_VERSION, NHI_SIGN_INPUT_PATTERN, type NhiBasicInfo, type NhiService } from '../../services/nhi/nhi-service.js';
-import type { AuditLog } from '../native/audit.js';
+import type { AuditLog } from '../shared/audit.js';
 import { type NhiOperation, nhiErrorCode } from './error-codes.js';
 import { type RandomSource, checkEnCryptPassword, nhiEnCrypt, nhiSecureBasic } from './legacy-crypto.js';
 

@@ -4,7 +4,7 @@ import type { CardSession, ReaderRegistry } from '../../readers/types.js';
 import { type Pkcs1HashName, pkcs1DigestLength, pkcs1Type1Pad, pkcs1v15SignatureBlock } from '../../crypto/pkcs1.js';
 import { createCmsSignedData } from '../../crypto/cms.js';
 import { TriesTracker } from '../pin/tries-tracker.js';
-import { openMoicaCard } from '../../cards/moica/open.js';
+import { moicaProfile } from '../../cards/moica/profile.js';
 import {
   MOICA_MODULUS_LENGTH,
   type MoicaCard,
@@ -47,6 +47,11 @@ export interface MoicaSignRequest extends MoicaCardSelector {
   signingTime?: boolean;
   /** cms only: also include the card's CA certificates (default true). */
   includeChain?: boolean;
+  /**
+   * The caller's own conditions on the signing certificate (a protocol's key id, validity),
+   * checked inside the same exclusive session before the PIN is spent. Throws to refuse.
+   */
+  checkSigningKey?: (key: MoicaCertificate) => void;
 }
 
 export interface MoicaSignResult {
@@ -100,7 +105,12 @@ function invalid(message: string): CardBridgeError {
 }
 
 
-function findKey(certificates: MoicaCertificate[], id: string, role: 'sign' | 'encrypt'): MoicaCertificate & { keyReference: number } {
+/** The key that signs: the `SIGN` object, else any signing-role certificate with a private key. */
+export function signingKey(certificates: readonly MoicaCertificate[]): MoicaCertificate & { keyReference: number } {
+  return findKey(certificates, 'SIGN', 'sign');
+}
+
+function findKey(certificates: readonly MoicaCertificate[], id: string, role: 'sign' | 'encrypt'): MoicaCertificate & { keyReference: number } {
   const match =
     certificates.find((c) => c.id === id && c.keyReference !== undefined) ??
     certificates.find((c) => c.facts.role === role && c.keyReference !== undefined);
@@ -180,15 +190,28 @@ export class MoicaService {
 
   #withCard<T>(selector: MoicaCardSelector, exclusive: boolean, fn: (card: MoicaCard, session: CardSession) => Promise<T>): Promise<T> {
     const choice = selector.reader === undefined ? { kind: 'moica' as const, exclusive } : { kind: 'moica' as const, exclusive, reader: selector.reader };
-    return this.#registry.withCard(choice, async (session) => fn(await openMoicaCard(session, this.#options), session));
+    return this.#registry.withCard(choice, async (session) => fn(moicaProfile.open(session, session.cardType, this.#options), session));
+  }
+
+  // What cannot change while the card stays in is read once per insertion (CardSession.remember).
+
+  #cardInfo(card: MoicaCard, session: CardSession): Promise<MoicaCardInfo> {
+    return session.remember('moica.card-info', async () => Object.freeze(await card.cardInfo()));
+  }
+
+  /** Cross-checked against the card's key records, for showing; `keys` skips that for signing and decrypting. */
+  #certificates(card: MoicaCard, session: CardSession, use: 'show' | 'keys'): Promise<readonly MoicaCertificate[]> {
+    return use === 'show'
+      ? session.remember('moica.certificates', async () => Object.freeze(await card.listCertificates()))
+      : session.remember('moica.keys', async () => Object.freeze(await card.listCertificates({ crossCheck: false })));
   }
 
   cardInfo(selector: MoicaCardSelector = {}): Promise<MoicaCardSummary> {
-    return this.#withCard(selector, false, async (card, session) => ({ ...(await card.cardInfo()), reader: session.reader }));
+    return this.#withCard(selector, false, async (card, session) => ({ ...(await this.#cardInfo(card, session)), reader: session.reader }));
   }
 
   listCertificates(selector: MoicaCardSelector = {}): Promise<MoicaCertificate[]> {
-    return this.#withCard(selector, false, (card) => card.listCertificates());
+    return this.#withCard(selector, false, async (card, session) => [...(await this.#certificates(card, session, 'show'))]);
   }
 
   async sign(request: MoicaSignRequest, pin: string, use: PinUse = {}): Promise<MoicaSignResult> {
@@ -211,9 +234,10 @@ export class MoicaService {
     }
 
     return this.#withCard(request, true, async (card, session) => {
-      const certificates = await card.listCertificates({ crossCheck: false });
-      const key = findKey(certificates, 'SIGN', 'sign');
-      const { serialNumber } = await card.cardInfo();
+      const certificates = await this.#certificates(card, session, 'keys');
+      const key = signingKey(certificates);
+      request.checkSigningKey?.(key);
+      const { serialNumber } = await this.#cardInfo(card, session);
       const privateSign = async (block: Buffer): Promise<Buffer> => {
         const signature = await this.#withPin(serialNumber, use, () => card.privateOperation(key.keyReference, block, pin));
         checkSignature(key.der, block, signature);
@@ -246,8 +270,8 @@ export class MoicaService {
     if (!(ciphertext instanceof Uint8Array) || ciphertext.length !== MOICA_MODULUS_LENGTH) {
       throw invalid(`Ciphertext must be ${MOICA_MODULUS_LENGTH} bytes`);
     }
-    return this.#withCard(selector, true, async (card) => {
-      const key = findKey(await card.listCertificates({ crossCheck: false }), 'KEYX', 'encrypt');
+    return this.#withCard(selector, true, async (card, session) => {
+      const key = findKey(await this.#certificates(card, session, 'keys'), 'KEYX', 'encrypt');
       // RSADP is undefined for c ≥ n (RFC 8017 §5.1.2); the card would answer with an error
       // that differs from a bad padding. Refuse it here with the same generic failure, before
       // the PIN is spent on it.

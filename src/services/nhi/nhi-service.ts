@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { CardBridgeError, isCardBridgeError } from '../../errors.js';
 import type { NhiBasicData } from '../../cards/nhi/basic-data.js';
-import { NhiCard } from '../../cards/nhi/nhi-card.js';
-import type { ReaderRegistry } from '../../readers/types.js';
+import { nhiProfile } from '../../cards/nhi/profile.js';
+import type { CardSelector, ReaderRegistry } from '../../readers/types.js';
 import { type SamClientOptions, SamSession } from './sam-client.js';
 
 /** The basic data plus the card status flag the official agent reports with it. */
@@ -48,29 +48,33 @@ export class NhiService {
     this.openSam = options.openSam ?? ((o) => SamSession.open(o));
   }
 
+  /** Read once per insertion: later reads of the same card are answered from memory. */
   async readBasic(options: NhiReadOptions = {}): Promise<NhiBasicInfo> {
-    return this.registry.withCard({ kind: 'nhi', ...(options.reader !== undefined && { reader: options.reader }) }, async (session) => {
-      const card = new NhiCard(session);
-      const basic = await card.readBasic();
-      let cardTermination: string | null = null;
-      try {
-        cardTermination = await card.readTerminationFlag();
-      } catch (e) {
-        // Only a refusal is tolerated; a broken link or a removed card still fails the read.
-        if (!isCardBridgeError(e, 'CardError')) throw e;
-      }
-      return { ...basic, cardTermination, reader: session.reader };
+    return this.registry.withCard(nhiCard(options), async (session) => {
+      const held = await session.remember('nhi.basic', async () => {
+        const card = nhiProfile.open(session, session.cardType);
+        const basic = await card.readBasic();
+        let cardTermination: string | null = null;
+        try {
+          cardTermination = await card.readTerminationFlag();
+        } catch (e) {
+          // Only a refusal is tolerated; a broken link or a removed card still fails the read.
+          if (!isCardBridgeError(e, 'CardError')) throw e;
+        }
+        return Object.freeze({ ...basic, cardTermination });
+      });
+      return { ...held, reader: session.reader };
     });
   }
 
   /**
-   * The card's 12-byte id (`00 CA 00 00 02 00 00`). The legacy agent's password "encryption"
-   * (EnCrypt) keys on it; nothing else in the bridge needs it.
+   * The card's 12-byte id (`00 CA 00 00 02 00 00`), read once per insertion. The legacy agent's
+   * password "encryption" (EnCrypt) keys on it; nothing else in the bridge needs it.
    */
   async readCardId(options: NhiReadOptions = {}): Promise<{ cardId: Buffer; reader: string }> {
-    return this.registry.withCard({ kind: 'nhi', ...(options.reader !== undefined && { reader: options.reader }) }, async (session) => {
-      const cardId = await new NhiCard(session).readCardId();
-      return { cardId, reader: session.reader };
+    return this.registry.withCard(nhiCard(options), async (session) => {
+      const cardId = await session.remember('nhi.card-id', () => nhiProfile.open(session, session.cardType).readCardId());
+      return { cardId: Buffer.from(cardId), reader: session.reader };
     });
   }
 
@@ -98,8 +102,8 @@ export class NhiService {
     }
     const sam = await this.openSam(this.samOptions);
     try {
-      return await this.registry.withCard({ kind: 'nhi', ...(options.reader !== undefined && { reader: options.reader }) }, async (session) => {
-        const card = new NhiCard(session);
+      return await this.registry.withCard(nhiCard(options), async (session) => {
+        const card = nhiProfile.open(session, session.cardType);
         const cardId = await card.readCardId();
         const challenge = await card.getChallenge();
         const samData = await sam.authenticateCard(cardId, challenge);
@@ -110,4 +114,8 @@ export class NhiService {
       sam.close();
     }
   }
+}
+
+function nhiCard(options: NhiReadOptions): CardSelector {
+  return options.reader === undefined ? { kind: 'nhi' } : { kind: 'nhi', reader: options.reader };
 }

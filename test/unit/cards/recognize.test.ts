@@ -49,3 +49,22 @@ describe('card recognition', () => {
     expect(await recognizeCard(withFci.transport)).toEqual({ kind: 'moica', generation: 1 });
   });
 });
+
+describe('card profiles', () => {
+  it('open the driver for the generation recognised at insertion without probing again', async () => {
+    const { moicaProfile } = await import('../../../src/cards/index.js');
+    const { transport, seen } = scriptedCard({});
+    expect(moicaProfile.open(transport, { kind: 'moica', generation: 2 }).generation).toBe(2);
+    expect(moicaProfile.open(transport, { kind: 'moica', generation: 1 }).generation).toBe(1);
+    expect(seen).toEqual([]);
+    expect(() => moicaProfile.open(transport, { kind: 'nhi' })).toThrow(expect.objectContaining({ code: 'WrongCard' }));
+  });
+
+  it('give every place the same card names', async () => {
+    const { describeCardType, describeKind } = await import('../../../src/cards/index.js');
+    expect(describeCardType({ kind: 'moica', generation: 1 })).toBe('citizen certificate card (自然人憑證), generation 1');
+    expect(describeCardType({ kind: 'nhi' })).toBe('health insurance card (健保卡)');
+    expect(describeCardType({ kind: 'unknown' })).toBe('unknown card');
+    expect(describeKind('nhi')).toBe('a health insurance card (健保卡)');
+  });
+});

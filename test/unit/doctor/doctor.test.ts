@@ -25,7 +25,7 @@ function fakeRegistry(available: boolean, readers: ReaderState[] = [], serviceEr
   });
 }
 
-const NHI_READER: ReaderState = { name: 'Reader 0', card: { atr: '3BFF', type: { kind: 'nhi' } } };
+const NHI_READER: ReaderState = { name: 'Reader 0', card: { atr: '3BFF', type: { kind: 'nhi' }, label: 'health insurance card (健保卡)' } };
 
 let dir: string;
 let servers: Server[] = [];
@@ -86,7 +86,7 @@ describe('cardbridge doctor', () => {
     const report = await runDoctor(options);
     expect(report.checks.filter((c) => c.status === 'fail')).toEqual([]);
     expect(report.ok).toBe(true);
-    expect(check(report, 'reader:Reader 0').detail).toContain('NHI card');
+    expect(check(report, 'reader:Reader 0').detail).toBe('health insurance card (健保卡) inserted');
     expect(check(report, 'hosts').status).toBe('ok');
     expect(check(report, 'allow-list').detail).toContain('the default allow-list (https://*.gov.tw) applies');
     expect(check(report, 'browsers')).toMatchObject({ status: 'info', detail: expect.stringContaining('no supported browser') });

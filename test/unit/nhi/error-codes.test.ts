@@ -1,11 +1,11 @@
-import { CardBridgeError, type ErrorCode } from '../../../src/errors.js';
+import { CardBridgeError, type ErrorCode, type ErrorStage } from '../../../src/errors.js';
 import { NHI_ERROR_MEANINGS, nhiErrorCode } from '../../../src/server/nhi/error-codes.js';
 import { SamClientError, type SamStep } from '../../../src/services/nhi/sam-client.js';
 
-const e = (code: ErrorCode, stage?: string) => new CardBridgeError(code, 'x', stage === undefined ? {} : { stage });
+const e = (code: ErrorCode, stage?: ErrorStage) => new CardBridgeError(code, 'x', stage === undefined ? {} : { stage });
 
 describe('NHI numeric error codes (edge mapping)', () => {
-  it.each<[ErrorCode, string | undefined, string]>([
+  it.each<[ErrorCode, ErrorStage | undefined, string]>([
     ['NoService', undefined, '7001'],
     ['Unavailable', undefined, '7001'],
     ['NoReader', undefined, '7002'],
@@ -26,7 +26,7 @@ describe('NHI numeric error codes (edge mapping)', () => {
     expect(nhiErrorCode(e(code, stage), 'GetBasic')).toBe(expected);
   });
 
-  it.each<[ErrorCode, string | undefined, string]>([
+  it.each<[ErrorCode, ErrorStage | undefined, string]>([
     ['CardError', 'card-id', '8001'],
     ['ProtocolError', 'card-id', '8001'],
     ['CardError', 'challenge', '8002'],
@@ -84,5 +84,14 @@ describe('NHI numeric error codes (edge mapping)', () => {
     const codes: ErrorCode[] = ['NoService', 'NoReader', 'NoCard', 'WrongCard', 'UnsupportedCard', 'CardRemoved', 'CardError', 'TransportError', 'ProtocolError', 'PinIncorrect', 'PinBlocked', 'PinLength', 'Cancelled', 'NotAllowedOrigin', 'Busy', 'Timeout', 'SharingViolation', 'InvalidInput', 'Unavailable', 'SamUnavailable', 'SamError'];
     for (const code of codes) for (const op of ['GetBasic', 'H_Sign'] as const) all.add(nhiErrorCode(e(code), op));
     for (const code of all) expect(NHI_ERROR_MEANINGS[code]).toBeDefined();
+  });
+});
+
+describe('error stages are a closed, typed list', () => {
+  it('refuses a stage no layer defines (checked by the compiler: npm run typecheck)', () => {
+    // @ts-expect-error — 'no-such-step' is not an ErrorStage
+    const error = new CardBridgeError('CardError', 'x', { stage: 'no-such-step' });
+    expect(nhiErrorCode(e('CardError', 'card-id'), 'H_Sign')).toBe('8001');
+    expect(error.stage).toBe('no-such-step'); // the runtime keeps what it is given; the type system refuses it
   });
 });

@@ -30,8 +30,8 @@ describe('mock reader registry', () => {
     expect(recorder.events).toEqual([
       { type: 'reader-added', reader: 'R0' },
       { type: 'reader-added', reader: 'R1' },
-      { type: 'card-inserted', reader: 'R0', card: { atr: '3B8880010000000000000000', type: { kind: 'nhi' } } },
-      { type: 'card-inserted', reader: 'R1', card: { atr: '3B8880010000000000000000', type: { kind: 'moica', generation: 2 } } },
+      { type: 'card-inserted', reader: 'R0', card: { atr: '3B8880010000000000000000', type: { kind: 'nhi' }, label: 'health insurance card (健保卡)' } },
+      { type: 'card-inserted', reader: 'R1', card: { atr: '3B8880010000000000000000', type: { kind: 'moica', generation: 2 }, label: 'citizen certificate card (自然人憑證), generation 2' } },
       { type: 'card-removed', reader: 'R0' },
       { type: 'card-removed', reader: 'R1' },
       { type: 'reader-removed', reader: 'R1' },
@@ -64,6 +64,49 @@ describe('mock reader registry', () => {
     });
   });
 
+  it('locate decides which card serves a request, with the same errors as withCard', async () => {
+    const empty = new MockReaderRegistry();
+    await expect(empty.locate({})).rejects.toMatchObject({ code: 'NoReader' });
+    expect(() => empty.locateReaders({})).toThrow(expect.objectContaining({ code: 'NoReader' }));
+    const { registry } = registryWith('R0', 'R1');
+    await expect(registry.locate({ kind: 'nhi' })).rejects.toMatchObject({ code: 'NoCard', hint: 'Insert a health insurance card (健保卡).' });
+    await registry.insertCard('R1', new GenericTestCard({ aids: [NHI_APPLET_AID] }));
+    await expect(registry.locate({ kind: 'moica' })).rejects.toMatchObject({ code: 'WrongCard' });
+    await expect(registry.locate({ kind: 'nhi', reader: 'R0' })).rejects.toMatchObject({ code: 'NoCard' });
+    await expect(registry.locate({ kind: 'nhi', reader: 'R9' })).rejects.toMatchObject({ code: 'NoReader' });
+    await expect(registry.locate({ kind: 'nhi' })).resolves.toEqual({
+      reader: 'R1',
+      card: { atr: '3B8880010000000000000000', type: { kind: 'nhi' }, label: 'health insurance card (健保卡)' },
+    });
+    expect(registry.locateReaders({ reader: 'R0' })).toEqual([{ name: 'R0' }]);
+    expect(registry.locateReaders({}).map((r) => r.name)).toEqual(['R0', 'R1']);
+  });
+
+  it('lets a programming error through as itself instead of calling it a card fault', async () => {
+    const { registry } = registryWith('R0');
+    await registry.insertCard('R0', new GenericTestCard());
+    const bug = await registry
+      .withCard({}, async (s) => {
+        await s.transmit(GET_DATA);
+        return (undefined as unknown as { x: number }).x;
+      })
+      .catch((e: unknown) => e);
+    expect(bug).toBeInstanceOf(TypeError);
+    expect(bug).not.toHaveProperty('code');
+  });
+
+  it('locate reports NoService first when the smart-card service is down', async () => {
+    class Down extends MockReaderRegistry {
+      override get serviceAvailable(): boolean {
+        return false;
+      }
+    }
+    const down = new Down();
+    down.addReader('R0');
+    await expect(down.locate({ kind: 'nhi' })).rejects.toMatchObject({ code: 'NoService' });
+    expect(() => down.locateReaders({})).toThrow(expect.objectContaining({ code: 'NoService' }));
+  });
+
   it('serialises concurrent operations on one card: no interleaved APDUs', async () => {
     const { registry } = registryWith('R0');
     const card = new GenericTestCard();
@@ -86,7 +129,7 @@ describe('mock reader registry', () => {
   it('a failing operation does not block the next one', async () => {
     const { registry } = registryWith('R0');
     await registry.insertCard('R0', new GenericTestCard());
-    await expect(registry.withCard({}, async () => Promise.reject(new Error('boom')))).rejects.toMatchObject({ code: 'TransportError', message: 'boom' });
+    await expect(registry.withCard({}, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     await expect(registry.withCard({}, async (s) => (await s.transmit(GET_DATA)).sw)).resolves.toBe(0x9000);
   });
 
@@ -105,7 +148,9 @@ describe('mock reader registry', () => {
     const { registry } = registryWith('R0');
     await registry.insertCard('R0', new GenericTestCard());
     const release = registry.holdExclusively('R0');
-    await expect(registry.withCard({}, async () => 1)).rejects.toMatchObject({ code: 'Busy', hint: expect.stringContaining('other programs') });
+    await expect(registry.withCard({}, (s) => s.transmit(GET_DATA))).rejects.toMatchObject({ code: 'Busy', hint: expect.stringContaining('other programs') });
+    // An operation answered from memory never connects, so another program's hold does not stop it.
+    await expect(registry.withCard({}, async () => 1)).resolves.toBe(1);
     setTimeout(release, 2);
     const slow = new MockReaderRegistry({ sharingRetryDelaysMs: [20, 20, 20] });
     slow.addReader('R0');
@@ -150,6 +195,6 @@ describe('mock reader registry', () => {
     const { registry, recorder } = registryWith('R0');
     const mute: VirtualCard = { atr: Buffer.from('3B00', 'hex'), process: () => Promise.reject(new Error('mute')) };
     await registry.insertCard('R0', mute);
-    expect(recorder.events.at(-1)).toEqual({ type: 'card-inserted', reader: 'R0', card: { atr: '3B00', type: { kind: 'unknown' } } });
+    expect(recorder.events.at(-1)).toEqual({ type: 'card-inserted', reader: 'R0', card: { atr: '3B00', type: { kind: 'unknown' }, label: 'unknown card' } });
   });
 });

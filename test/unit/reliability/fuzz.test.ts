@@ -24,7 +24,7 @@ import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { buildNativeApp } from '../../../src/server/native/app.js';
 import { buildHipkiApp } from '../../../src/server/hipki/app.js';
 import { buildNhiHttpApp, buildNhiWsApp } from '../../../src/server/nhi/index.js';
-import { memoryAudit } from '../../../src/server/native/audit.js';
+import { memoryAudit } from '../../../src/server/shared/audit.js';
 import { MoicaService } from '../../../src/services/moica/moica-service.js';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
 import { type HttpAnswer, request } from '../../helpers/http.js';

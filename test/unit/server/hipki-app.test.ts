@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { buildHipkiApp, HIPKI_SERVER_VERSION } from '../../../src/server/hipki/app.js';
 import { bmpToText, MAX_BMP_WIDTH } from '../../../src/server/shared/json-bitmap.js';
-import { memoryAudit } from '../../../src/server/native/audit.js';
+import { memoryAudit } from '../../../src/server/shared/audit.js';
 import { SitesStore } from '../../../src/config/sites-store.js';
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { VirtualMoicaGen1Card } from '../../../src/emulator/moica/virtual-moica-gen1.js';

@@ -40,12 +40,12 @@ describe('native API over HTTP', () => {
     const res = await get('/v1/status');
     expect(res.status).toBe(200);
     const body = res.json();
-    expect(body).toEqual({ version: expect.any(String), api: 'v1', serviceAvailable: true, readers: [{ name: 'R0', cardPresent: true, card: { kind: 'nhi' } }] });
+    expect(body).toEqual({ version: expect.any(String), api: 'v1', serviceAvailable: true, readers: [{ name: 'R0', cardPresent: true, card: { kind: 'nhi', label: 'health insurance card (健保卡)' } }] });
   });
 
   it('lists readers with ATR', async () => {
     const res = await get('/v1/readers');
-    expect(res.json()).toEqual({ readers: [{ name: 'R0', cardPresent: true, atr: '3B8880010000000000000000', card: { kind: 'nhi' } }] });
+    expect(res.json()).toEqual({ readers: [{ name: 'R0', cardPresent: true, atr: '3B8880010000000000000000', card: { kind: 'nhi', label: 'health insurance card (健保卡)' } }] });
     registry.removeCard('R0');
     expect((await get('/v1/readers')).json().readers[0]).toEqual({ name: 'R0', cardPresent: false, atr: null, card: null });
   });

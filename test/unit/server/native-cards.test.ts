@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildNativeApp } from '../../../src/server/native/app.js';
-import { memoryAudit } from '../../../src/server/native/audit.js';
+import { memoryAudit } from '../../../src/server/shared/audit.js';
 import { SitesStore } from '../../../src/config/sites-store.js';
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { VirtualNhiCard, NHI_TEST_IDENTITY } from '../../../src/emulator/nhi/virtual-nhi-card.js';

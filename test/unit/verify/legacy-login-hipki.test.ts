@@ -7,7 +7,7 @@ import { getTestPki, type MoicaTestPki } from '../../../src/emulator/moica/test-
 import { VirtualMoicaGen2Card } from '../../../src/emulator/moica/virtual-moica-gen2.js';
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { buildHipkiApp } from '../../../src/server/hipki/app.js';
-import { memoryAudit } from '../../../src/server/native/audit.js';
+import { memoryAudit } from '../../../src/server/shared/audit.js';
 import { MoicaService } from '../../../src/services/moica/moica-service.js';
 import { LegacyLoginVerifier } from '../../../src/verify/index.js';
 import { request } from '../../helpers/http.js';
