@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CardBridgeError, asCardBridgeError } from '../../errors.js';
 import type { ConsentScope, SitesStore } from '../../config/sites-store.js';
-import type { CardKind, ReaderRegistry } from '../../readers/types.js';
+import type { CardKind, ReaderRegistry, RegistryEvent } from '../../readers/types.js';
 import type { NhiService } from '../../services/nhi/nhi-service.js';
 import type { MoicaService } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
@@ -69,6 +69,17 @@ function certificateJson(certificate: MoicaCertificate) {
 export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptions): void {
   const { registry, services, pending, sites, audit, uiBase, docs } = options;
 
+  // A card taken out (or its reader unplugged) while a window waits ends that request at once:
+  // the window and the page say CardRemoved, and whatever card comes next gets no PIN.
+  const onReaderEvent = (event: RegistryEvent) => {
+    if (event.type !== 'card-removed' && event.type !== 'reader-removed') return;
+    pending.failForReader(event.reader, new CardBridgeError('CardRemoved', `The card was taken out of ${event.reader} before you answered`, { hint: 'Insert the card and start again from the web page.' }));
+  };
+  registry.on('event', onReaderEvent);
+  app.addHook('onClose', async () => {
+    registry.off('event', onReaderEvent);
+  });
+
   /** The reader holding a card of `kind`, or the error saying what is wrong, before any window opens. */
   async function locate(kind: CardKind, reader?: string): Promise<{ reader: string; cardKey: string; label: string }> {
     const found = await registry.locate(reader === undefined ? { kind } : { kind, reader });
@@ -83,13 +94,15 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
     request: FastifyRequest,
     reply: FastifyReply,
     spec: { operationName: string; operation: string; kind: PendingKind; scope?: ConsentScope; cardKind: CardKind; reader?: string },
-    work: (input: { pin?: string; confirmLastTry?: boolean }) => Promise<T>,
+    work: (input: { pin?: string; confirmLastTry?: boolean; reader: string }) => Promise<T>,
   ): Promise<T | FastifyReply> {
     const origin = requireOrigin(request);
     const card = await locate(spec.cardKind, spec.reader);
+    // The work uses the card the window named, in its reader, and no other (a request whose card
+    // leaves that reader is cancelled as CardRemoved below, before any PIN is sent).
     const audited = async (input: { pin?: string; confirmLastTry?: boolean }) => {
       try {
-        const result = await work(input);
+        const result = await work({ ...input, reader: card.reader });
         audit.record({ origin, operation: spec.operationName, card: spec.cardKind, reader: card.reader, result: 'ok' });
         return result;
       } catch (e) {
@@ -104,6 +117,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       operation: spec.operation,
       card: card.label,
       cardKey: card.cardKey,
+      reader: card.reader,
       // The window shows (and enforces) the card's tries as every path has seen them.
       ...(spec.kind === 'pin' && spec.cardKind === 'moica' && { pinStatus: () => services.moica.pinStatus({ reader: card.reader }) }),
       ...(spec.kind === 'consent' && { rememberDays: sites.consentDays }),
@@ -130,8 +144,8 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       request,
       reply,
       { operationName: 'nhi.basic', operation: 'Read the holder data on your health insurance card (讀取健保卡資料)', kind: 'consent', scope: 'nhi.read', cardKind: 'nhi', reader: body.reader },
-      async () => {
-        const { reader: _reader, cardTermination: _flag, ...basic } = await services.nhi.readBasic(body.reader === undefined ? {} : { reader: body.reader });
+      async ({ reader }) => {
+        const { reader: _reader, cardTermination: _flag, ...basic } = await services.nhi.readBasic({ reader });
         return basic;
       },
     );
@@ -150,7 +164,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       request,
       reply,
       { operationName: 'nhi.hsign', operation: 'Sign in with your health insurance card (健保卡登入)', kind: 'consent', scope: 'nhi.read', cardKind: 'nhi', reader: body.reader },
-      async () => ({ random, signature: (await services.nhi.hSign(random, body.reader === undefined ? {} : { reader: body.reader })).toString('base64') }),
+      async ({ reader }) => ({ random, signature: (await services.nhi.hSign(random, { reader })).toString('base64') }),
     );
   });
 
@@ -161,7 +175,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       request,
       reply,
       { operationName: 'moica.certificates', operation: 'Read the certificates on your citizen certificate card (讀取自然人憑證)', kind: 'consent', scope: 'moica.certificates', cardKind: 'moica' },
-      async () => ({ certificates: (await services.moica.listCertificates()).map(certificateJson) }),
+      async ({ reader }) => ({ certificates: (await services.moica.listCertificates({ reader })).map(certificateJson) }),
     ),
   );
 
@@ -187,9 +201,10 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       request,
       reply,
       { operationName: 'moica.sign', operation: `Sign ${what} (${format.toUpperCase()}, ${hash.toUpperCase()}) with your citizen certificate (自然人憑證簽章)`, kind: 'pin', cardKind: 'moica' },
-      async ({ pin, confirmLastTry }) => {
+      async ({ pin, confirmLastTry, reader }) => {
         const signed = await services.moica.sign(
           {
+            reader,
             ...(body.data !== undefined ? { data: Buffer.from(body.data, 'base64') } : { digest: Buffer.from(body.digest!, 'base64') }),
             hash,
             format,
@@ -212,10 +227,10 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       request,
       reply,
       { operationName: 'moica.authenticate', operation: `Log in to ${origin} with your citizen certificate (自然人憑證登入)`, kind: 'pin', cardKind: 'moica' },
-      async ({ pin, confirmLastTry }) => {
+      async ({ pin, confirmLastTry, reader }) => {
         // The verifier's own definition of what is signed, so both sides can never drift apart.
         const tbs = createAuthTokenTbs(origin, nonce);
-        const signed = await services.moica.sign({ digest: createHash('sha256').update(tbs).digest(), hash: 'sha256', format: 'pkcs1' }, pin!, { confirmLastTry: confirmLastTry === true });
+        const signed = await services.moica.sign({ reader, digest: createHash('sha256').update(tbs).digest(), hash: 'sha256', format: 'pkcs1' }, pin!, { confirmLastTry: confirmLastTry === true });
         return {
           token: {
             format: 'cardbridge-auth-token',

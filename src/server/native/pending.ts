@@ -19,6 +19,8 @@ export interface PendingSpec<T> {
   card: string;
   /** Identifies the card in its reader, for one PIN prompt per card at a time. */
   cardKey: string;
+  /** The reader holding that card: its removal ends the request (CardRemoved). */
+  reader?: string;
   /**
    * `pin` requests: the card's PIN tries as cardbridge knows them on every path (the tries
    * tracker, read from the card's own answers), asked each time the window looks.
@@ -268,6 +270,13 @@ export class PendingRequests {
     const given = Buffer.from(secret, 'base64url');
     if (!entry || given.length !== entry.secret.length || !timingSafeEqual(given, entry.secret)) throw notFound();
     return entry;
+  }
+
+  /** Ends every request still waiting for the user on the card in `reader` (it was taken out). */
+  failForReader(reader: string, error: CardBridgeError): void {
+    for (const entry of this.entries.values()) {
+      if (entry.state === 'pending' && entry.spec.reader === reader) this.fail(entry, error);
+    }
   }
 
   /** Runs while requests wait for the user; cancels those whose page went away. */

@@ -253,6 +253,29 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     expect(verifies()).toBe(before);
   });
 
+  it('a card pulled out while the window waits is CardRemoved in the window and to the page, and gets no PIN', async () => {
+    const started = await api('POST', '/v1/moica/sign', { digest: createHash('sha256').update('x').digest('base64'), hash: 'sha256', format: 'pkcs1' });
+    const { id, approveUrl } = started.json();
+    const window = windowFor(approveUrl);
+    registry.removeCard('MOICA reader'); // the NHI card stays in the other reader
+    const shown = (await window.view()).json();
+    expect(shown).toMatchObject({ state: 'failed', problem: { code: 'CardRemoved' } });
+    expect((await window.answer({ decision: 'allow', pin: PIN })).json()).toMatchObject({ state: 'failed', problem: { code: 'CardRemoved' } });
+    expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'CardRemoved' } });
+    expect(moicaCard.received.filter((c) => c[1] === 0x20)).toHaveLength(0);
+  });
+
+  it('a card swapped while the window waits is never used: the other card gets no PIN', async () => {
+    const started = await api('POST', '/v1/moica/sign', { digest: createHash('sha256').update('x').digest('base64'), hash: 'sha256', format: 'pkcs1' });
+    const { id, approveUrl } = started.json();
+    registry.removeCard('MOICA reader');
+    const other = new VirtualMoicaGen2Card(await getTestPki(), { pin: PIN, triesLeft: 3, maxTries: 3 });
+    await registry.insertCard('MOICA reader', other);
+    await windowFor(approveUrl).answer({ decision: 'allow', pin: PIN });
+    expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'CardRemoved' } });
+    expect(other.received.filter((c) => c[1] === 0x20)).toHaveLength(0);
+  });
+
   it('allows one PIN prompt per card at a time', async () => {
     const body = { digest: createHash('sha256').update('x').digest('base64') };
     expect((await api('POST', '/v1/moica/sign', body)).status).toBe(202);
