@@ -1,11 +1,9 @@
 import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { type Server, createServer } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultTrustEnvironment, ensureServerCertificate, issueLocalCertificates, trustCa } from '../../src/certs/index.js';
-import { main } from '../../src/cli/main.js';
-import { captureIO } from '../helpers/capture-io.js';
+import { type TrustedHome, trustedHome } from '../helpers/trusted-home.js';
 import { describeWithTools } from '../helpers/tools.js';
 
 jest.setTimeout(120_000);
@@ -31,19 +29,12 @@ describeWithTools('Chromium trusts the local CA through the NSS database that ce
   let dir: string;
   let server: Server;
   let port: number;
-  const savedHome = process.env.HOME;
-  const savedSudo = process.env.SUDO_USER;
+  let trusted: TrustedHome | undefined;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cardbridge-browser-'));
-    process.env.HOME = join(dir, 'home');
-    delete process.env.SUDO_USER;
-    const state = join(dir, 'state');
-    for (const action of ['init', 'trust']) {
-      const io = captureIO();
-      const code = await main(['certs', action, '--state-dir', state, '--system-store', 'none'], io);
-      if (code !== 0) throw new Error(`certs ${action} failed: ${[...io.stdout, ...io.stderr].join('\n')}`);
-    }
+    trusted = await trustedHome('cardbridge-browser-');
+    ({ dir } = trusted);
+    const { state } = trusted;
     const { cert, key } = await ensureServerCertificate(state);
     server = createServer({ cert, key }, (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -54,8 +45,7 @@ describeWithTools('Chromium trusts the local CA through the NSS database that ce
   });
 
   afterAll(async () => {
-    process.env.HOME = savedHome;
-    if (savedSudo !== undefined) process.env.SUDO_USER = savedSudo;
+    trusted?.restore();
     await new Promise((r) => server?.close(r));
     rmSync(dir, { recursive: true, force: true });
   });

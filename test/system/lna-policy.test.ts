@@ -2,7 +2,6 @@ import { jest } from '@jest/globals';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { ConsoleMessage } from 'playwright-core';
@@ -11,6 +10,7 @@ import { buildHipkiApp, HIPKI_DEFAULT_PORT } from '../../src/server/hipki/app.js
 import { MoicaService } from '../../src/services/moica/moica-service.js';
 import { NhiAgentRig } from '../helpers/nhi-agent.js';
 import { captureIO } from '../helpers/capture-io.js';
+import { type TrustedHome, trustedHome } from '../helpers/trusted-home.js';
 import { describeWithTools } from '../helpers/tools.js';
 
 jest.setTimeout(120_000);
@@ -58,22 +58,15 @@ describeWithTools('Local Network Access in Chromium: blocked for a public page, 
   let hipkiPort: number;
   let wsPort: number;
   let pagePort: number;
-  const savedHome = process.env.HOME;
-  const savedSudo = process.env.SUDO_USER;
+  let trusted: TrustedHome | undefined;
   const hadManaged = existsSync(MANAGED);
   const hadPolicies = existsSync('/etc/chromium/policies');
 
   beforeAll(async () => {
     if (existsSync(POLICY)) throw new Error(`${POLICY} exists already (a real install?): not touching it`);
     delete process.env.CARDBRIDGE_BROWSERS_ROOT;
-    dir = mkdtempSync(join(tmpdir(), 'cardbridge-lna-'));
-    process.env.HOME = join(dir, 'home');
-    delete process.env.SUDO_USER;
-    state = join(dir, 'state');
-    for (const action of ['init', 'trust']) {
-      const io = captureIO();
-      if ((await main(['certs', action, '--state-dir', state, '--system-store', 'none'], io)) !== 0) throw new Error(io.stderr.join('\n'));
-    }
+    trusted = await trustedHome('cardbridge-lna-');
+    ({ dir, state } = trusted);
     rig = await NhiAgentRig.start({ stateDir: state });
     wsPort = (await rig.preferring((port) => rig.ws({ port }), 7777)).port;
     pages = createServer({ key: rig.tls.key, cert: rig.tls.cert }, (_req, res) => {
@@ -102,8 +95,7 @@ describeWithTools('Local Network Access in Chromium: blocked for a public page, 
     await hipki?.close();
     await rig?.close();
     await new Promise((r) => pages?.close(r));
-    process.env.HOME = savedHome;
-    if (savedSudo !== undefined) process.env.SUDO_USER = savedSudo;
+    trusted?.restore();
     rmSync(dir, { recursive: true, force: true });
     expect(code).toBe(0);
     expect(existsSync(POLICY)).toBe(false);

@@ -2,12 +2,10 @@ import { jest } from '@jest/globals';
 import { X509Certificate, verify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { ensureServerCertificate } from '../../src/certs/index.js';
-import { main } from '../../src/cli/main.js';
 import { SitesStore } from '../../src/config/sites-store.js';
 import { TEST_HOLDER, getTestPki } from '../../src/emulator/moica/test-pki.js';
 import { VirtualMoicaGen2Card } from '../../src/emulator/moica/virtual-moica-gen2.js';
@@ -18,7 +16,7 @@ import { TriesTracker } from '../../src/services/pin/tries-tracker.js';
 import { MoicaService } from '../../src/services/moica/moica-service.js';
 import { NhiService } from '../../src/services/nhi/nhi-service.js';
 import { AuthTokenValidator } from '../../src/verify/index.js';
-import { captureIO } from '../helpers/capture-io.js';
+import { type TrustedHome, trustedHome } from '../helpers/trusted-home.js';
 import { freePort } from '../helpers/ports.js';
 import { describeWithTools } from '../helpers/tools.js';
 
@@ -55,18 +53,12 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
   let moicaCard: VirtualMoicaGen2Card;
   let registry: MockReaderRegistry;
   let moica: MoicaService;
-  const savedHome = process.env.HOME;
-  const savedSudo = process.env.SUDO_USER;
+  let trusted: TrustedHome | undefined;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cardbridge-native-browser-'));
-    process.env.HOME = join(dir, 'home');
-    delete process.env.SUDO_USER;
-    const state = join(dir, 'state');
-    for (const action of ['init', 'trust']) {
-      const io = captureIO();
-      if ((await main(['certs', action, '--state-dir', state, '--system-store', 'none'], io)) !== 0) throw new Error(io.stderr.join('\n'));
-    }
+    trusted = await trustedHome('cardbridge-native-browser-');
+    ({ dir } = trusted);
+    const { state } = trusted;
     const tls = await ensureServerCertificate(state);
 
     const pagePort = await freePort();
@@ -112,8 +104,7 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     await context?.close();
     await app?.close();
     await new Promise((r) => pageServer?.close(r));
-    process.env.HOME = savedHome;
-    if (savedSudo !== undefined) process.env.SUDO_USER = savedSudo;
+    trusted?.restore();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,14 +1,12 @@
 import { jest } from '@jest/globals';
 import { verify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
-import { main } from '../../src/cli/main.js';
 import { NHI_TEST_IDENTITY } from '../../src/emulator/nhi/virtual-nhi-card.js';
 import { decryptNhiEnCrypt } from '../../src/emulator/nhi/relying-site.js';
 import { taipeiDate } from '../../src/server/nhi/legacy-crypto.js';
-import { captureIO } from '../helpers/capture-io.js';
+import { type TrustedHome, trustedHome } from '../helpers/trusted-home.js';
 import { NhiAgentRig } from '../helpers/nhi-agent.js';
 import { describeWithTools } from '../helpers/tools.js';
 
@@ -142,21 +140,13 @@ describeWithTools('NHI agent drop-ins in Chromium (wss :7777, http :59001, https
   let rig: NhiAgentRig;
   let context: BrowserContext;
   let ports: { ws: number; http: number; https: number };
-  const savedHome = process.env.HOME;
-  const savedSudo = process.env.SUDO_USER;
+  let trusted: TrustedHome | undefined;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cardbridge-nhi-browser-'));
-    const home = join(dir, 'home');
-    process.env.HOME = home;
-    delete process.env.SUDO_USER;
-    const state = join(dir, 'state');
     // The real trust path: the local CA goes into $HOME/.pki/nssdb, where Chromium looks.
-    for (const action of ['init', 'trust']) {
-      const io = captureIO();
-      const code = await main(['certs', action, '--state-dir', state, '--system-store', 'none'], io);
-      if (code !== 0) throw new Error(`certs ${action} failed: ${[...io.stdout, ...io.stderr].join('\n')}`);
-    }
+    trusted = await trustedHome('cardbridge-nhi-browser-');
+    ({ dir } = trusted);
+    const { home, state } = trusted;
     rig = await NhiAgentRig.start({ stateDir: state });
     ports = {
       ws: (await rig.preferring((port) => rig.ws({ port }), 7777)).port,
@@ -184,8 +174,7 @@ describeWithTools('NHI agent drop-ins in Chromium (wss :7777, http :59001, https
   afterAll(async () => {
     await context?.close();
     await rig?.close();
-    process.env.HOME = savedHome;
-    if (savedSudo !== undefined) process.env.SUDO_USER = savedSudo;
+    trusted?.restore();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,10 +1,8 @@
 import { jest } from '@jest/globals';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { BrowserContext } from 'playwright-core';
-import { main } from '../../src/cli/main.js';
 import { DEFAULT_FIREFOX_CA, browserStatus } from '../../src/browsers/policies.js';
 import { ensureServerCertificate } from '../../src/certs/store.js';
 import { SitesStore } from '../../src/config/sites-store.js';
@@ -15,7 +13,7 @@ import { MockReaderRegistry } from '../../src/readers/mock-registry.js';
 import { buildNativeApp } from '../../src/server/native/app.js';
 import { MoicaService } from '../../src/services/moica/moica-service.js';
 import { NhiService } from '../../src/services/nhi/nhi-service.js';
-import { captureIO } from '../helpers/capture-io.js';
+import { type TrustedHome, trustedHome } from '../helpers/trusted-home.js';
 import { freePort } from '../helpers/ports.js';
 import { describeWithTools } from '../helpers/tools.js';
 
@@ -30,18 +28,12 @@ describeWithTools('the self-test page in Chromium', ['chromium', 'certutil'], ['
   let sites: SitesStore;
   let context: BrowserContext;
   let url: string;
-  const savedHome = process.env.HOME;
-  const savedSudo = process.env.SUDO_USER;
+  let trusted: TrustedHome | undefined;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cardbridge-selftest-browser-'));
-    process.env.HOME = join(dir, 'home');
-    delete process.env.SUDO_USER;
-    const state = join(dir, 'state');
-    for (const action of ['init', 'trust']) {
-      const io = captureIO();
-      if ((await main(['certs', action, '--state-dir', state, '--system-store', 'none'], io)) !== 0) throw new Error(io.stderr.join('\n'));
-    }
+    trusted = await trustedHome('cardbridge-selftest-browser-');
+    ({ dir } = trusted);
+    const { state } = trusted;
     const tls = await ensureServerCertificate(state);
     sites = SitesStore.inStateDir(state);
     await sites.allow('https://portal.example.org');
@@ -80,8 +72,7 @@ describeWithTools('the self-test page in Chromium', ['chromium', 'certutil'], ['
   afterAll(async () => {
     await context?.close();
     await app?.close();
-    process.env.HOME = savedHome;
-    if (savedSudo !== undefined) process.env.SUDO_USER = savedSudo;
+    trusted?.restore();
     rmSync(dir, { recursive: true, force: true });
   });
 
