@@ -1,4 +1,5 @@
 import type { RegistryEvent, ReaderRegistry } from '../../src/readers/types.js';
+import type { VpcdCardSlot } from '../../src/emulator/vpcd-client.js';
 
 /** Records registry events and lets a test wait for one, with a deadline instead of a hang. */
 export class EventRecorder {
@@ -31,4 +32,16 @@ export class EventRecorder {
       });
     });
   }
+}
+
+/**
+ * Takes every card out of vpcd after a test — connected slots and those still retrying, so none
+ * keeps reconnecting — and waits until the registry has seen each connected one leave.
+ */
+export async function unplugAll(slots: VpcdCardSlot[], events: EventRecorder): Promise<void> {
+  const since = events.events.length;
+  const all = slots.splice(0);
+  const removing = all.filter((s) => s.connected);
+  await Promise.all(all.map((s) => s.remove()));
+  for (let i = 0; i < removing.length; i++) await events.waitFor((e) => e.type === 'card-removed', 5000, since + i);
 }

@@ -13,7 +13,7 @@ import { VirtualMoicaGen1Card } from '../../src/emulator/moica/virtual-moica-gen
 import { VirtualMoicaGen2Card } from '../../src/emulator/moica/virtual-moica-gen2.js';
 import type { VirtualMoicaCard } from '../../src/emulator/moica/virtual-moica-base.js';
 import { MoicaService } from '../../src/services/moica/moica-service.js';
-import { EventRecorder } from '../helpers/events.js';
+import { EventRecorder, unplugAll } from '../helpers/events.js';
 import { Pcscd, VPCD_PORTS, VPCD_READERS, describeSystem } from '../helpers/system-rig.js';
 
 const run = promisify(execFile);
@@ -65,14 +65,7 @@ describeSystem('MOICA card through real pcscd + vpcd', () => {
     await registry.start();
   });
 
-  afterEach(async () => {
-    const since = events.events.length;
-    const all = slots.splice(0);
-    const removing = all.filter((s) => s.connected);
-    // Every slot, connected or still retrying, so none keeps reconnecting after the test.
-    await Promise.all(all.map((s) => s.remove()));
-    for (let i = 0; i < removing.length; i++) await events.waitFor((e) => e.type === 'card-removed', 5000, since + i);
-  });
+  afterEach(() => unplugAll(slots, events));
 
   afterAll(async () => {
     await registry?.stop();

@@ -15,7 +15,7 @@ import { ReplayRegistry } from '../../src/trace/replay.js';
 import { TRACE_FAKE_NHI_HOLDER } from '../../src/trace/redact.js';
 import { runTraceOperation } from '../../src/trace/operations.js';
 import { parseTrace } from '../../src/trace/trace-file.js';
-import { EventRecorder } from '../helpers/events.js';
+import { EventRecorder, unplugAll } from '../helpers/events.js';
 import { Pcscd, VPCD_PORTS, VPCD_READERS, describeSystem } from '../helpers/system-rig.js';
 
 const run = promisify(execFile);
@@ -56,13 +56,7 @@ describeSystem('field testing through real pcscd + vpcd', () => {
     await registry.start();
   });
 
-  afterEach(async () => {
-    const since = events.events.length;
-    const all = slots.splice(0);
-    const removing = all.filter((s) => s.connected);
-    await Promise.all(all.map((s) => s.remove()));
-    for (let i = 0; i < removing.length; i++) await events.waitFor((e) => e.type === 'card-removed', 5000, since + i);
-  });
+  afterEach(() => unplugAll(slots, events));
 
   afterAll(async () => {
     await registry?.stop();
