@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCrl } from '../../../src/emulator/moica/test-crl.js';
 import { mayHaveIssued } from '../../../src/verify/path.js';
-import { CrlStore, MOICA_POLICY_OID, VerifyError, type VerifyCertificateOptions, verifyCertificate } from '../../../src/verify/index.js';
+import { CrlStore, MOICA_POLICY_OID, type VerifyCertificateOptions, verifyCertificate } from '../../../src/verify/index.js';
 import { type GpkiShapedPki, NOW, createGpkiShapedPki } from './gpki-shaped-pki.js';
+import { failureCode } from './helpers.js';
 
 let pki: GpkiShapedPki;
 /** Fresh CRLs from both same-DN CAs and the root, none listing anything. */
@@ -32,15 +33,6 @@ function options(overrides: Partial<VerifyCertificateOptions> = {}): VerifyCerti
   };
 }
 
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (e) {
-    expect(e).toBeInstanceOf(VerifyError);
-    return (e as VerifyError).code;
-  }
-  return 'resolved';
-}
 
 describe('verifyCertificate on a GRCA → MOICA → citizen shaped chain', () => {
   it('passes, choosing the issuing CA by Authority Key Identifier among two with the same DN', async () => {
@@ -54,23 +46,23 @@ describe('verifyCertificate on a GRCA → MOICA → citizen shaped chain', () =>
     expect(mayHaveIssued(pki.oldCa.certificate, pki.citizen.certificate)).toBe(false);
     expect(mayHaveIssued(pki.root.certificate, pki.citizen.certificate)).toBe(false);
     // The same-DN CA that did not issue it is no substitute.
-    expect(await code(verifyCertificate(pki.citizen.der, options({ intermediates: [pki.oldCa.pem] })))).toBe('UntrustedCertificate');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ intermediates: [pki.oldCa.pem] })))).toBe('UntrustedCertificate');
   });
 
   it('fails an expired certificate with CertificateExpired', async () => {
-    expect(await code(verifyCertificate(pki.expired.der, options()))).toBe('CertificateExpired');
+    expect(await failureCode(verifyCertificate(pki.expired.der, options()))).toBe('CertificateExpired');
   });
 
   it('fails a certificate without the MOICA policy, or under a CA without it, with WrongPolicy', async () => {
-    expect(await code(verifyCertificate(pki.wrongPolicy.der, options()))).toBe('WrongPolicy');
-    expect(await code(verifyCertificate(pki.citizenOfUnpoliciedCa.der, options({ intermediates: [pki.unpoliciedCa.pem] })))).toBe('WrongPolicy');
+    expect(await failureCode(verifyCertificate(pki.wrongPolicy.der, options()))).toBe('WrongPolicy');
+    expect(await failureCode(verifyCertificate(pki.citizenOfUnpoliciedCa.der, options({ intermediates: [pki.unpoliciedCa.pem] })))).toBe('WrongPolicy');
     // Without a required policy the same certificate passes (the test PKI's default use).
     await expect(verifyCertificate(pki.wrongPolicy.der, options({ requiredPolicies: [] }))).resolves.toBeDefined();
   });
 
   it('fails an encryption-only certificate with NotSigningCertificate', async () => {
-    expect(await code(verifyCertificate(pki.encryptOnly.der, options()))).toBe('NotSigningCertificate');
-    expect(await code(verifyCertificate(pki.newCa.der, options()))).toBe('NotSigningCertificate');
+    expect(await failureCode(verifyCertificate(pki.encryptOnly.der, options()))).toBe('NotSigningCertificate');
+    expect(await failureCode(verifyCertificate(pki.newCa.der, options()))).toBe('NotSigningCertificate');
   });
 });
 
@@ -78,7 +70,7 @@ describe('revocation against operator-provided CRLs', () => {
   it('fails a certificate listed in its issuer\'s CRL with CertificateRevoked', async () => {
     const crl = await createTestCrl({ issuer: pki.newCa, ...fresh, revoked: [{ certificate: pki.citizen }] });
     const crls = new CrlStore([cleanCrls[0]!, crl.pem]);
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
   });
 
   it('does not apply the CRL of a same-DN CA with another key', async () => {
@@ -87,7 +79,7 @@ describe('revocation against operator-provided CRLs', () => {
     await expect(verifyCertificate(pki.citizen.der, options({ revocation: { crls } }))).resolves.toBeDefined();
     // … and that CRL alone does not cover the citizen certificate at all.
     const only = new CrlStore([cleanCrls[0]!, otherCaCrl.der]);
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls: only } })))).toBe('RevocationUnavailable');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls: only } })))).toBe('RevocationUnavailable');
   });
 
   it('fails closed on a CRL past its nextUpdate (RevocationStale), unless within the configured grace', async () => {
@@ -97,11 +89,11 @@ describe('revocation against operator-provided CRLs', () => {
       nextUpdate: new Date(NOW.getTime() - 2 * DAY),
     });
     const crls = new CrlStore([cleanCrls[0]!, stale.der]);
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationStale');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationStale');
     await expect(verifyCertificate(pki.citizen.der, options({ revocation: { crls, maxStalenessMs: 3 * DAY } }))).resolves.toBeDefined();
     const noNextUpdate = await createTestCrl({ issuer: pki.newCa, thisUpdate: fresh.thisUpdate, nextUpdate: null });
     const crls2 = new CrlStore([cleanCrls[0]!, noNextUpdate.der]);
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls: crls2 } })))).toBe('RevocationStale');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls: crls2 } })))).toBe('RevocationStale');
   });
 
   it('a stale CRL that lists the certificate still says revoked', async () => {
@@ -111,21 +103,21 @@ describe('revocation against operator-provided CRLs', () => {
       nextUpdate: new Date(NOW.getTime() - 2 * DAY),
       revoked: [{ certificate: pki.citizen }],
     });
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls: new CrlStore([cleanCrls[0]!, stale.der]) } })))).toBe(
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls: new CrlStore([cleanCrls[0]!, stale.der]) } })))).toBe(
       'CertificateRevoked',
     );
   });
 
   it('fails closed without a CRL for an issuer on the path, or with a CRL whose signature does not verify', async () => {
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls: new CrlStore([cleanCrls[0]!]) } })))).toBe(
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls: new CrlStore([cleanCrls[0]!]) } })))).toBe(
       'RevocationUnavailable',
     );
     // scope "chain" (default) also needs the root's CRL for the issuing CA certificate; "leaf" does not.
     const leafOnly = new CrlStore([cleanCrls[2]!]);
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls: leafOnly } })))).toBe('RevocationUnavailable');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls: leafOnly } })))).toBe('RevocationUnavailable');
     await expect(verifyCertificate(pki.citizen.der, options({ revocation: { crls: leafOnly, scope: 'leaf' } }))).resolves.toBeDefined();
     const forged = await createTestCrl({ issuer: pki.newCa, ...fresh, signingKey: pki.oldCa.privateKey });
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls: new CrlStore([cleanCrls[0]!, forged.der]) } })))).toBe(
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls: new CrlStore([cleanCrls[0]!, forged.der]) } })))).toBe(
       'RevocationUnavailable',
     );
   });
@@ -149,7 +141,7 @@ describe('revocation against operator-provided CRLs', () => {
     });
     for (const crl of [delta, caOnly]) {
       const crls = new CrlStore([cleanCrls[0]!, crl.der]);
-      expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
+      expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
     }
   });
 
@@ -159,8 +151,8 @@ describe('revocation against operator-provided CRLs', () => {
     const started = Date.now();
     const crls = new CrlStore([cleanCrls[0]!, big.der]);
     expect(crls.current()[1]!.revoked.size).toBe(412_001);
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
-    expect(await code(verifyCertificate(pki.wrongPolicy.der, options({ requiredPolicies: [], revocation: { crls } })))).toBe('resolved');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
+    expect(await failureCode(verifyCertificate(pki.wrongPolicy.der, options({ requiredPolicies: [], revocation: { crls } })))).toBe('resolved');
     // Generous for a loaded 2-core machine: this is about "usable", not a benchmark.
     expect(Date.now() - started).toBeLessThan(20_000);
   }, 60_000);
@@ -168,7 +160,7 @@ describe('revocation against operator-provided CRLs', () => {
   it('the CA certificate itself can be revoked by the root\'s CRL', async () => {
     const rootCrl = await createTestCrl({ issuer: pki.root, ...fresh, revoked: [{ certificate: pki.newCa }] });
     const crls = new CrlStore([rootCrl.der, cleanCrls[2]!]);
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
   });
 
   it('a directory store picks up a refreshed CRL file', async () => {
@@ -179,7 +171,7 @@ describe('revocation against operator-provided CRLs', () => {
     await expect(verifyCertificate(pki.citizen.der, options({ revocation: { crls } }))).resolves.toBeDefined();
     const revoked = await createTestCrl({ issuer: pki.newCa, ...fresh, crlNumber: 2, revoked: [{ certificate: pki.citizen }] });
     writeFileSync(join(dir, 'moica.crl'), revoked.pem);
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('CertificateRevoked');
   });
 
   it('a directory store keeps the last good CRL when a file is replaced by garbage, and never throws during a check', async () => {
@@ -193,9 +185,9 @@ describe('revocation against operator-provided CRLs', () => {
     // A new unreadable file with no earlier version is simply not a usable CRL.
     rmSync(join(dir, 'moica.crl'));
     writeFileSync(join(dir, 'other.crl'), 'garbage');
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
     rmSync(dir, { recursive: true });
-    expect(await code(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
+    expect(await failureCode(verifyCertificate(pki.citizen.der, options({ revocation: { crls } })))).toBe('RevocationUnavailable');
   });
 
   it('refuses unreadable CRL input as a configuration error', () => {

@@ -4,6 +4,7 @@ import { MoicaService } from '../../../src/services/moica/moica-service.js';
 import { VirtualMoicaGen2Card } from '../../../src/emulator/moica/virtual-moica-gen2.js';
 import type { MoicaTestPki } from '../../../src/emulator/moica/test-pki.js';
 import { type AuthToken, createAuthTokenTbs } from '../../../src/verify/token-format.js';
+import { VerifyError } from '../../../src/verify/errors.js';
 
 export const READER = 'Test Reader';
 export const PIN = '123456';
@@ -27,4 +28,15 @@ export async function makeToken(service: MoicaService, origin: string, nonce: st
     certificate: certificate.toString('base64'),
     signature: signature.toString('base64'),
   };
+}
+
+/** The VerifyError code a verification fails with, or 'resolved' when it passes. */
+export async function failureCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (e) {
+    expect(e).toBeInstanceOf(VerifyError);
+    return (e as VerifyError).code;
+  }
+  return 'resolved';
 }

@@ -9,11 +9,11 @@ import {
   LegacyLoginVerifier,
   type LegacyLoginVerifierOptions,
   MOICA_POLICY_OID,
-  VerifyError,
   matchIdNumber,
   parseRocBirthDate,
 } from '../../../src/verify/index.js';
 import { type GpkiShapedPki, NOW, createGpkiShapedPki } from './gpki-shaped-pki.js';
+import { failureCode } from './helpers.js';
 
 /**
  * The login government sites use today: the page gets a nonce from its back end, HiPKI signs it
@@ -68,15 +68,6 @@ function pkcs1(signer: TestCertificate, content: string) {
   };
 }
 
-async function code(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (e) {
-    expect(e).toBeInstanceOf(VerifyError);
-    return (e as VerifyError).code;
-  }
-  return 'resolved';
-}
 
 const TYPED = { idNumber: 'A123456789', birthDate: '0790101' };
 
@@ -101,40 +92,40 @@ describe('LegacyLoginVerifier', () => {
     const { v } = verifier();
     const other = await v.issueNonce();
     let nonce = await v.issueNonce();
-    expect(await code(v.verify({ type: 'PKCS7', signature: await pkcs7(pki.citizen, other) }, { nonce }))).toBe('ChallengeMismatch');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature: await pkcs7(pki.citizen, other) }, { nonce }))).toBe('ChallengeMismatch');
     nonce = await v.issueNonce();
-    expect(await code(v.verify({ type: 'PKCS7', signature: await pkcs7(pki.citizen, other, true) }, { nonce }))).toBe('BadSignature');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature: await pkcs7(pki.citizen, other, true) }, { nonce }))).toBe('BadSignature');
     nonce = await v.issueNonce();
-    expect(await code(v.verify(pkcs1(pki.citizen, other), { nonce }))).toBe('BadSignature');
+    expect(await failureCode(v.verify(pkcs1(pki.citizen, other), { nonce }))).toBe('BadSignature');
   });
 
   it('fails a nonce it never issued, a reused one and an old one, each with its own reason', async () => {
     const { v, clock } = verifier();
     const foreign = 'x'.repeat(43);
-    expect(await code(v.verify({ type: 'PKCS7', signature: await pkcs7(pki.citizen, foreign) }, { nonce: foreign }))).toBe('UnknownNonce');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature: await pkcs7(pki.citizen, foreign) }, { nonce: foreign }))).toBe('UnknownNonce');
     const nonce = await v.issueNonce();
     const signature = await pkcs7(pki.citizen, nonce);
     await expect(v.verify({ type: 'PKCS7', signature }, { nonce })).resolves.toBeDefined();
-    expect(await code(v.verify({ type: 'PKCS7', signature }, { nonce }))).toBe('NonceReused');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature }, { nonce }))).toBe('NonceReused');
     const late = await v.issueNonce();
     clock.t += 5 * 60_000 + 1;
-    expect(await code(v.verify({ type: 'PKCS7', signature: await pkcs7(pki.citizen, late) }, { nonce: late }))).toBe('NonceExpired');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature: await pkcs7(pki.citizen, late) }, { nonce: late }))).toBe('NonceExpired');
   });
 
   it('fails a typed ID number whose last four differ from the certificate (IdMismatch), and spends the nonce', async () => {
     const { v } = verifier();
     const nonce = await v.issueNonce();
     const signature = await pkcs7(pki.citizen, nonce);
-    expect(await code(v.verify({ type: 'PKCS7', signature }, { nonce, idNumber: 'B223456782' }))).toBe('IdMismatch');
-    expect(await code(v.verify({ type: 'PKCS7', signature }, { nonce, ...TYPED }))).toBe('NonceReused');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature }, { nonce, idNumber: 'B223456782' }))).toBe('IdMismatch');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature }, { nonce, ...TYPED }))).toBe('NonceReused');
   });
 
   it('refuses a malformed ID number or birth date before spending the nonce (the citizen can correct a typo)', async () => {
     const { v } = verifier();
     const nonce = await v.issueNonce();
     const signature = await pkcs7(pki.citizen, nonce);
-    expect(await code(v.verify({ type: 'PKCS7', signature }, { nonce, idNumber: 'A123456788' }))).toBe('InvalidIdNumber');
-    expect(await code(v.verify({ type: 'PKCS7', signature }, { nonce, ...TYPED, birthDate: '0790230' }))).toBe('InvalidBirthDate');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature }, { nonce, idNumber: 'A123456788' }))).toBe('InvalidIdNumber');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature }, { nonce, ...TYPED, birthDate: '0790230' }))).toBe('InvalidBirthDate');
     await expect(v.verify({ type: 'PKCS7', signature }, { nonce, ...TYPED })).resolves.toBeDefined();
   });
 
@@ -152,7 +143,7 @@ describe('LegacyLoginVerifier', () => {
     for (const [signer, expected, overrides] of cases) {
       const { v } = verifier(overrides);
       const nonce = await v.issueNonce();
-      expect([expected, await code(v.verify({ type: 'PKCS7', signature: await pkcs7(signer, nonce) }, { nonce }))]).toEqual([expected, expected]);
+      expect([expected, await failureCode(v.verify({ type: 'PKCS7', signature: await pkcs7(signer, nonce) }, { nonce }))]).toEqual([expected, expected]);
     }
   });
 
@@ -160,9 +151,9 @@ describe('LegacyLoginVerifier', () => {
     const store = new InMemoryNonceStore();
     const { v } = verifier({ nonceStore: store });
     const nonce = await v.issueNonce();
-    expect(await code(v.verify({ type: 'PKCS7', signature: 'bm90IGNtcw==' }, { nonce }))).toBe('MalformedToken');
-    expect(await code(v.verify({ type: 'RAW' } as never, { nonce }))).toBe('MalformedToken');
-    expect(await code(v.verify({ ...pkcs1(pki.citizen, nonce), hashAlgorithm: 'MD5' }, { nonce }))).toBe('UnsupportedAlgorithm');
+    expect(await failureCode(v.verify({ type: 'PKCS7', signature: 'bm90IGNtcw==' }, { nonce }))).toBe('MalformedToken');
+    expect(await failureCode(v.verify({ type: 'RAW' } as never, { nonce }))).toBe('MalformedToken');
+    expect(await failureCode(v.verify({ ...pkcs1(pki.citizen, nonce), hashAlgorithm: 'MD5' }, { nonce }))).toBe('UnsupportedAlgorithm');
     await expect(v.verify(pkcs1(pki.citizen, nonce), { nonce })).resolves.toBeDefined();
   });
 });
