@@ -28,6 +28,12 @@ export interface CardRouteOptions {
 }
 
 const base64 = { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$', maxLength: 65536 } as const;
+/**
+ * Every card route takes an optional `reader` (a name from GET /v1/readers): only the card in
+ * that reader serves, and the window names it. Without it, the first reader holding a card of
+ * the right kind.
+ */
+const readerField = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const hashEnum = { type: 'string', enum: ['sha1', 'sha256', 'sha384', 'sha512'] } as const;
 const pendingSchema = {
   type: 'object',
@@ -136,7 +142,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
   }
 
   // ——— NHI ———
-  const nhiBody = { type: 'object', properties: { reader: { type: 'string', maxLength: 200 } }, additionalProperties: false } as const;
+  const nhiBody = { type: 'object', properties: { reader: readerField }, additionalProperties: false } as const;
   docs.push({ method: 'post', path: '/v1/nhi/basic', summary: 'NHI card holder data (after the user consents once per site)', body: nhiBody });
   app.post('/v1/nhi/basic', { preValidation: async (r) => refusePinField(r.body), schema: { body: nhiBody, response: { 202: pendingSchema } } }, async (request, reply) => {
     const body = (request.body ?? {}) as { reader?: string };
@@ -153,7 +159,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
 
   const hsignBody = {
     type: 'object',
-    properties: { random: { type: 'string', pattern: '^0001[0-9]{16}$' }, reader: { type: 'string', maxLength: 200 } },
+    properties: { random: { type: 'string', pattern: '^0001[0-9]{16}$' }, reader: readerField },
     additionalProperties: false,
   } as const;
   docs.push({ method: 'post', path: '/v1/nhi/hsign', summary: 'NHI H_Sign through the cloud SAM (consent as for the holder data)', body: hsignBody });
@@ -169,15 +175,24 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
   });
 
   // ——— MOICA ———
-  docs.push({ method: 'get', path: '/v1/moica/certificates', summary: 'Certificates on the citizen certificate card (after consent)' });
-  app.get('/v1/moica/certificates', { schema: { response: { 202: pendingSchema } } }, async (request, reply) =>
-    withUser(
+  const certificatesQuery = { type: 'object', properties: { reader: readerField }, additionalProperties: false } as const;
+  docs.push({ method: 'get', path: '/v1/moica/certificates', summary: 'Certificates on the citizen certificate card (after consent); ?reader= names the reader' });
+  app.get('/v1/moica/certificates', { schema: { querystring: certificatesQuery, response: { 202: pendingSchema } } }, async (request, reply) => {
+    const { reader: named } = request.query as { reader?: string };
+    return withUser(
       request,
       reply,
-      { operationName: 'moica.certificates', operation: 'Read the certificates on your citizen certificate card (讀取自然人憑證)', kind: 'consent', scope: 'moica.certificates', cardKind: 'moica' },
+      {
+        operationName: 'moica.certificates',
+        operation: 'Read the certificates on your citizen certificate card (讀取自然人憑證)',
+        kind: 'consent',
+        scope: 'moica.certificates',
+        cardKind: 'moica',
+        reader: named,
+      },
       async ({ reader }) => ({ certificates: (await services.moica.listCertificates({ reader })).map(certificateJson) }),
-    ),
-  );
+    );
+  });
 
   const signBody = {
     type: 'object',
@@ -187,20 +202,21 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       hash: hashEnum,
       format: { type: 'string', enum: ['pkcs1', 'cms'] },
       detached: { type: 'boolean' },
+      reader: readerField,
     },
     oneOf: [{ required: ['data'] }, { required: ['digest'] }],
     additionalProperties: false,
   } as const;
   docs.push({ method: 'post', path: '/v1/moica/sign', summary: 'Sign data or a digest; the user types the PIN in cardbridge’s window', body: signBody });
   app.post('/v1/moica/sign', { preValidation: async (r) => refusePinField(r.body), schema: { body: signBody, response: { 202: pendingSchema } } }, async (request, reply) => {
-    const body = request.body as { data?: string; digest?: string; hash?: 'sha1' | 'sha256' | 'sha384' | 'sha512'; format?: 'pkcs1' | 'cms'; detached?: boolean };
+    const body = request.body as { data?: string; digest?: string; hash?: 'sha1' | 'sha256' | 'sha384' | 'sha512'; format?: 'pkcs1' | 'cms'; detached?: boolean; reader?: string };
     const format = body.format ?? 'pkcs1';
     const hash = body.hash ?? 'sha256';
     const what = body.data !== undefined ? `${Buffer.from(body.data, 'base64').length} bytes of data` : 'a digest';
     return withUser(
       request,
       reply,
-      { operationName: 'moica.sign', operation: `Sign ${what} (${format.toUpperCase()}, ${hash.toUpperCase()}) with your citizen certificate (自然人憑證簽章)`, kind: 'pin', cardKind: 'moica' },
+      { operationName: 'moica.sign', operation: `Sign ${what} (${format.toUpperCase()}, ${hash.toUpperCase()}) with your citizen certificate (自然人憑證簽章)`, kind: 'pin', cardKind: 'moica', reader: body.reader },
       async ({ pin, confirmLastTry, reader }) => {
         const signed = await services.moica.sign(
           {
@@ -218,15 +234,20 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
     );
   });
 
-  const authBody = { type: 'object', properties: { nonce: { type: 'string', minLength: 32, maxLength: 128 } }, required: ['nonce'], additionalProperties: false } as const;
+  const authBody = {
+    type: 'object',
+    properties: { nonce: { type: 'string', minLength: 32, maxLength: 128 }, reader: readerField },
+    required: ['nonce'],
+    additionalProperties: false,
+  } as const;
   docs.push({ method: 'post', path: '/v1/moica/authenticate', summary: 'Origin-bound login token signed by the card; the user types the PIN in cardbridge’s window', body: authBody });
   app.post('/v1/moica/authenticate', { preValidation: async (r) => refusePinField(r.body), schema: { body: authBody, response: { 202: pendingSchema } } }, async (request, reply) => {
-    const { nonce } = request.body as { nonce: string };
+    const { nonce, reader: named } = request.body as { nonce: string; reader?: string };
     const origin = requireOrigin(request);
     return withUser(
       request,
       reply,
-      { operationName: 'moica.authenticate', operation: `Log in to ${origin} with your citizen certificate (自然人憑證登入)`, kind: 'pin', cardKind: 'moica' },
+      { operationName: 'moica.authenticate', operation: `Log in to ${origin} with your citizen certificate (自然人憑證登入)`, kind: 'pin', cardKind: 'moica', reader: named },
       async ({ pin, confirmLastTry, reader }) => {
         // The verifier's own definition of what is signed, so both sides can never drift apart.
         const tbs = createAuthTokenTbs(origin, nonce);
