@@ -358,6 +358,47 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
       expect(verifies(moicaCard)).toBe(0);
     });
 
+    it('with no reader named, the PIN window lists both cards and the citizen chooses before the PIN; only the chosen card gets it', async () => {
+      const started = await api('POST', '/v1/moica/sign', { digest: createHash('sha256').update('x').digest('base64'), hash: 'sha256', format: 'pkcs1' });
+      expect(started.status).toBe(202);
+      const { id, approveUrl } = started.json();
+      const window = windowFor(approveUrl);
+      const view = (await window.view()).json();
+      expect(view.kind).toBe('pin');
+      expect(view.chosen).toBeUndefined();
+      expect(view.choices).toEqual([
+        { reader: 'MOICA reader', holder: expect.any(String), card: expect.stringMatching(/^[A-Z0-9]{2}\*+[0-9]{4}$/) },
+        { reader: SECOND, holder: expect.any(String), card: 'TP**********4321' },
+      ]);
+      expect(view.choices[0].holder.length).toBeGreaterThan(0);
+
+      // No PIN before a choice, and no choice outside the list.
+      expect((await window.answer({ decision: 'allow', pin: PIN })).json()).toMatchObject({ code: 'InvalidInput', status: 400 });
+      expect((await window.answer({ decision: 'allow', choose: 'No such reader' })).json()).toMatchObject({ code: 'InvalidInput', status: 400 });
+      expect(verifies(moicaCard) + verifies(second)).toBe(0);
+
+      const chosen = (await window.answer({ decision: 'allow', choose: SECOND })).json();
+      expect(chosen).toMatchObject({ state: 'pending', chosen: SECOND, card: expect.stringContaining(SECOND) });
+      expect((await window.answer({ decision: 'allow', choose: 'MOICA reader' })).json()).toMatchObject({ code: 'InvalidInput', status: 400 });
+      expect((await window.answer({ decision: 'allow', pin: PIN })).json()).toMatchObject({ state: 'done' });
+      expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'done' });
+      expect(verifies(second)).toBe(1);
+      expect(verifies(moicaCard)).toBe(0);
+      expect(audit.entries.at(-1)).toMatchObject({ operation: 'moica.sign', reader: SECOND, result: 'ok' });
+    });
+
+    it('the chosen card taken out before the PIN ends the request as CardRemoved; a card not chosen leaving only shortens the list', async () => {
+      const digest = createHash('sha256').update('x').digest('base64');
+      const first = (await api('POST', '/v1/moica/sign', { digest })).json();
+      const window = windowFor(first.approveUrl);
+      registry.removeCard('MOICA reader');
+      expect((await window.view()).json().choices.map((c: { reader: string }) => c.reader)).toEqual([SECOND]);
+      await window.answer({ decision: 'allow', choose: SECOND });
+      registry.removeCard(SECOND);
+      expect((await api('GET', `/v1/requests/${first.id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'CardRemoved' } });
+      expect(verifies(moicaCard) + verifies(second)).toBe(0);
+    });
+
     it('certificates with ?reader= read that card only', async () => {
       const before = moicaCard.received.length;
       const started = await api('GET', `/v1/moica/certificates?reader=${encodeURIComponent(SECOND)}`);
