@@ -18,10 +18,10 @@ import { TriesTracker } from '../../src/services/pin/tries-tracker.js';
 import { MoicaService } from '../../src/services/moica/moica-service.js';
 import { NhiService } from '../../src/services/nhi/nhi-service.js';
 import { AuthTokenValidator } from '../../src/verify/index.js';
-import { approve, chooseCard } from '../../src/testing/index.js';
 import { captureIO } from '../helpers/capture-io.js';
 import { freePort } from '../helpers/ports.js';
 import { describeWithTools } from '../helpers/tools.js';
+import { approve, chooseCard } from '../../src/testing/index.js';
 
 jest.setTimeout(120_000);
 
