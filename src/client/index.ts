@@ -281,7 +281,16 @@ export interface AuthToken {
 
 export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
-export interface SignOptions {
+/** Which card an operation uses. */
+export interface CardChoice {
+  /**
+   * A reader by name (as `readers()` lists it): only the card in that reader is used, and
+   * cardbridge's window names it. Default: the first reader holding a card of the right kind.
+   */
+  reader?: string;
+}
+
+export interface SignOptions extends CardChoice {
   /** The data to sign: bytes, or text (signed as UTF-8). Give this or `digest`. */
   data?: Uint8Array | ArrayBuffer | string;
   /** A digest under `hash`, computed by the page. */
@@ -601,17 +610,31 @@ export class CardBridge {
 
   // ----- routes that need the user: call these synchronously inside a click handler -----
 
-  readNhi(options: { reader?: string } = {}): Promise<NhiBasicData> {
-    return this.#withUser<NhiBasicData>('POST', '/v1/nhi/basic', options.reader === undefined ? {} : { reader: options.reader });
+  readNhi(options: CardChoice = {}): Promise<NhiBasicData> {
+    let choice: CardChoice;
+    try {
+      choice = cardChoice(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#withUser<NhiBasicData>('POST', '/v1/nhi/basic', { ...choice });
   }
 
   /** NHI H_Sign; `random` is `0001` + 16 digits, made by cardbridge when absent. */
-  nhiHSign(random?: string): Promise<NhiHSignResult> {
-    return this.#withUser<NhiHSignResult>('POST', '/v1/nhi/hsign', random === undefined ? {} : { random });
+  nhiHSign(random?: string, options: CardChoice = {}): Promise<NhiHSignResult> {
+    let choice: CardChoice;
+    try {
+      choice = cardChoice(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#withUser<NhiHSignResult>('POST', '/v1/nhi/hsign', { ...(random === undefined ? {} : { random }), ...choice });
   }
 
-  async moicaCertificates(): Promise<MoicaCertificateInfo[]> {
-    const result = await this.#withUser<{ certificates?: unknown }>('GET', '/v1/moica/certificates');
+  async moicaCertificates(options: CardChoice = {}): Promise<MoicaCertificateInfo[]> {
+    const { reader } = cardChoice(options);
+    const query = reader === undefined ? '' : `?reader=${encodeURIComponent(reader)}`;
+    const result = await this.#withUser<{ certificates?: unknown }>('GET', `/v1/moica/certificates${query}`);
     if (!isRecord(result) || !Array.isArray(result.certificates)) throw protocolError(200, 'no certificates array in the result');
     return result.certificates as MoicaCertificateInfo[];
   }
@@ -627,11 +650,11 @@ export class CardBridge {
   }
 
   /** The login token for `nonce` (from the site's back end; 32–128 characters), bound to this page's origin. */
-  async authenticate(nonce: string): Promise<AuthToken> {
+  async authenticate(nonce: string, options: CardChoice = {}): Promise<AuthToken> {
     if (typeof nonce !== 'string' || nonce.length < 32 || nonce.length > 128) {
       throw invalidInput('nonce must be a string of 32–128 characters issued by your back end');
     }
-    const result = await this.#withUser<{ token?: unknown }>('POST', '/v1/moica/authenticate', { nonce });
+    const result = await this.#withUser<{ token?: unknown }>('POST', '/v1/moica/authenticate', { nonce, ...cardChoice(options) });
     if (!isRecord(result) || !isRecord(result.token)) throw protocolError(200, 'no token in the result');
     return result.token as unknown as AuthToken;
   }
@@ -849,11 +872,19 @@ function settle<T>(state: RequestState): T {
   throw errorFromProblem(problem, isRecord(problem) && typeof problem.status === 'number' ? problem.status : 500);
 }
 
+/** `{ reader }` when one is named, `{}` otherwise; InvalidInput for anything but a reader name. */
+function cardChoice(options: CardChoice): CardChoice {
+  const reader = (options as CardChoice | null | undefined)?.reader;
+  if (reader === undefined) return {};
+  if (typeof reader !== 'string' || reader === '' || reader.length > 200) throw invalidInput('reader must be a reader name as readers() lists it');
+  return { reader };
+}
+
 function signBody(options: SignOptions): Record<string, unknown> {
   if (typeof options !== 'object' || options === null) throw invalidInput('sign() takes { data | digest, hash, format, detached }');
   const { data, digest, hash, format, detached } = options;
   if ((data === undefined) === (digest === undefined)) throw invalidInput('Give data or digest (exactly one)');
-  const body: Record<string, unknown> = { hash: hash ?? 'sha256', format: format ?? 'pkcs1' };
+  const body: Record<string, unknown> = { hash: hash ?? 'sha256', format: format ?? 'pkcs1', ...cardChoice(options) };
   if (data !== undefined) body.data = toBase64(toBytes(data, 'data'));
   else body.digest = toBase64(toBytes(digest!, 'digest'));
   if (detached !== undefined) body.detached = detached;

@@ -270,8 +270,21 @@ export interface ApproveOptions {
   remember?: boolean;
 }
 
+/**
+ * With several citizen certificate cards in and no reader named by the page, cardbridge's
+ * window first lists the cards (holder, masked card number, reader): this picks the one in
+ * `reader`, as the user would, and waits for the PIN form of that card.
+ */
+export async function chooseCard(popup: ApprovalWindowPage, reader: string): Promise<void> {
+  await popup.waitForSelector('#chooseform:not([hidden])');
+  await popup.check(`#choices input[value="${reader.replace(/["\\]/g, (c) => `\\${c}`)}"]`);
+  await popup.click('#choose');
+  await popup.waitForSelector('#pinform:not([hidden])');
+}
+
 /** Approves the request shown in cardbridge's window, as the user would. */
 export async function approve(popup: ApprovalWindowPage, options: ApproveOptions = {}): Promise<void> {
+  if (await popup.isVisible('#chooseform')) throw new Error('cardbridge’s window asks which card to use: call chooseCard(popup, reader) first');
   if (await popup.isVisible('#pinform')) {
     if (options.pin === undefined) throw new Error('cardbridge’s window asks for a PIN: pass approve(popup, { pin })');
     if (options.lastTry) await popup.check('#lasttry');
@@ -284,5 +297,6 @@ export async function approve(popup: ApprovalWindowPage, options: ApproveOptions
 
 /** Refuses the request (Deny, or Cancel on the PIN form): the page gets a Cancelled error. */
 export async function deny(popup: ApprovalWindowPage): Promise<void> {
+  if (await popup.isVisible('#chooseform')) return void (await popup.click('#choosecancel'));
   await popup.click((await popup.isVisible('#pinform')) ? '#cancel' : '#deny');
 }

@@ -180,6 +180,7 @@ describeWithTools('HiPKI drop-in in Chromium: popups, ChtICToken flow, p11Image.
   let foreignOrigin: string;
   let context: BrowserContext;
   let card: VirtualMoicaGen2Card;
+  let registry: MockReaderRegistry;
   let pki: MoicaTestPki;
   let audit: ReturnType<typeof memoryAudit>;
   let sites: SitesStore;
@@ -207,7 +208,7 @@ describeWithTools('HiPKI drop-in in Chromium: popups, ChtICToken flow, p11Image.
     siteOrigin = `http://localhost:${site.port}`;
     foreignOrigin = `http://localhost:${other.port}`;
     pki = await getTestPki();
-    const registry = new MockReaderRegistry({ sharingRetryDelaysMs: [5] });
+    registry = new MockReaderRegistry({ sharingRetryDelaysMs: [5] });
     registry.addReader(READER);
     card = new VirtualMoicaGen2Card(pki, { pin: PIN, serialNumber: SERIAL });
     await registry.insertCard(READER, card);
@@ -439,5 +440,49 @@ describeWithTools('HiPKI drop-in in Chromium: popups, ChtICToken flow, p11Image.
     expect(verifies()).toBe(atOneTry + 1);
     expect(card.triesLeft).toBe(3);
     await page.close();
+  });
+  it('(8) two 自然人憑證: a ChtICToken request naming the second card (readername, cardid) is signed by it; a card not inserted is refused; the first card never gets a VERIFY', async () => {
+    const SECOND_READER = 'Virtual Reader 01';
+    const SECOND_SERIAL = 'TP03000099990002';
+    const second = new VirtualMoicaGen2Card(pki, { pin: PIN, serialNumber: SECOND_SERIAL });
+    registry.addReader(SECOND_READER);
+    await registry.insertCard(SECOND_READER, second);
+    const verifiesOf = (c: VirtualMoicaGen2Card) => c.received.filter((apdu) => apdu[1] === 0x20).length;
+    const firstBefore = verifiesOf(card);
+    try {
+      const page = await open(siteOrigin);
+      const result = await run(
+        page,
+        `async () => {
+          var env = JSON.parse(await viaPopup('/ChtPopupForm', 'ChtPopupForm', chtPackage('CheckEnvir', {})));
+          var tokens = env.slots.filter(function (s) { return s.token instanceof Object; });
+          var slot = tokens[1]; // what the page's setActiveSlotID picked
+          var pin = encodeURIComponent('${PIN}');
+          var sign = function (naming) {
+            var pkg = { tbs: 'aGVsbG8=', tbsEncoding: 'base64', hashAlgorithm: 'SHA256', pin: pin, userpin: pin, signatureType: 'PKCS1' };
+            for (var k in naming) pkg[k] = naming[k];
+            return viaPopup('/ChtPopupForm', 'ChtPopupForm', chtPackage('MakeSignature', pkg)).then(JSON.parse);
+          };
+          return {
+            tokens: tokens.map(function (t) { return [t.slotDescription, t.token.serialNumber]; }),
+            signed: await sign({ readername: slot.slotDescription, slotDescription: slot.slotDescription, cardid: slot.token.serialNumber }),
+            missing: await sign({ cardid: 'TP03000000000000' }),
+          };
+        }`,
+      );
+      expect(result.error).toBeUndefined();
+      expect(result.ok.tokens).toEqual([
+        [READER, SERIAL],
+        [SECOND_READER, SECOND_SERIAL],
+      ]);
+      expect(result.ok.signed).toMatchObject({ func: 'sign', ret_code: 0, cardSN: SECOND_SERIAL });
+      expect(verify('sha256', Buffer.from('hello'), pki.sign.publicKey, Buffer.from(result.ok.signed.signature, 'base64'))).toBe(true);
+      expect(result.ok.missing).toMatchObject({ func: 'sign', ret_code: 0x76000006 });
+      expect(verifiesOf(second)).toBe(1);
+      expect(verifiesOf(card)).toBe(firstBefore);
+      await page.close();
+    } finally {
+      registry.removeReader(SECOND_READER);
+    }
   });
 });

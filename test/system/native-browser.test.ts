@@ -19,6 +19,7 @@ import { AuthTokenValidator } from '../../src/verify/index.js';
 import { type TrustedHome, trustedHome } from '../helpers/trusted-home.js';
 import { freePort } from '../helpers/ports.js';
 import { describeWithTools } from '../helpers/tools.js';
+import { approve, chooseCard } from '../../src/testing/index.js';
 
 jest.setTimeout(120_000);
 
@@ -269,5 +270,37 @@ describeWithTools('cardbridge’s consent and PIN window in Chromium', ['chromiu
     expect(verifies()).toBe(before);
     await blockedPage.close();
     await registry.insertCard('MOICA', moicaCard);
+  });
+  it('with two citizen certificate cards the window lists them (holder, masked number, reader); the chosen card signs and the other gets no VERIFY', async () => {
+    const second = new VirtualMoicaGen2Card(await getTestPki(), { pin: PIN, serialNumber: 'TP03000087654321', triesLeft: 3, maxTries: 3 });
+    registry.addReader('MOICA 2');
+    await registry.insertCard('MOICA 2', second);
+    const verifiesOf = (card: VirtualMoicaGen2Card) => card.received.filter((c) => c[1] === 0x20).length;
+    const firstBefore = verifiesOf(moicaCard);
+    try {
+      const page = await openSite();
+      const popup = await clickForWindow(page, '#sign');
+      await popup.waitForSelector('#chooseform:not([hidden])');
+      expect(await popup.isVisible('#pin')).toBe(false);
+      const offered = await popup.$$eval('#choices label', (labels) => labels.map((l) => l.textContent ?? ''));
+      expect(offered).toHaveLength(2);
+      expect(offered[0]).toContain(TEST_HOLDER.name);
+      expect(offered[0]).toContain('MOICA');
+      expect(offered[1]).toContain(TEST_HOLDER.name);
+      expect(offered[1]).toContain('TP**********4321');
+      expect(offered[1]).toContain('MOICA 2');
+      expect(offered.join(' ')).not.toContain('TP03000087654321');
+      await chooseCard(popup, 'MOICA 2');
+      expect(await popup.textContent('#card')).toContain('MOICA 2');
+      await approve(popup, { pin: PIN });
+      const got = await result(page);
+      const certificate = new X509Certificate(Buffer.from(got.ok.certificate, 'base64'));
+      expect(verify('sha256', Buffer.from('hello from the page'), certificate.publicKey, Buffer.from(got.ok.signature, 'base64'))).toBe(true);
+      expect(verifiesOf(second)).toBe(1);
+      expect(verifiesOf(moicaCard)).toBe(firstBefore);
+      await page.close();
+    } finally {
+      registry.removeReader('MOICA 2');
+    }
   });
 });

@@ -14,7 +14,7 @@ import { RateLimiter } from '../security/rate-limit.js';
 import { type AuditLog, loggerAudit } from '../shared/audit.js';
 import { type HipkiOperation, HipkiRequestError, RET, hipkiFailure } from './ret-codes.js';
 import { type TbsPackage, field, funcOf, parseTbsPackage } from './tbs-package.js';
-import { type HipkiContext, decryptData, makeSignature, pkcs11Info, readerOf } from './operations.js';
+import { type HipkiContext, decryptData, makeSignature, pkcs11Info, cardOf } from './operations.js';
 import { MAX_BMP_TEXT, asciiJson, textToBmp } from '../shared/json-bitmap.js';
 import { trustedPage } from '../shared/trusted-page.js';
 import {
@@ -249,8 +249,17 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
       return await work(pkg, caller, { confirmLastTry: fromOwnPage(request) && request.headers[CONFIRM_LAST_TRY_HEADER] === 'yes' });
     } catch (e) {
       logUnexpected(request, e);
-      if (caller && pkg) record(caller, func, readerOf(pkg) ?? '', e);
+      if (caller && pkg) record(caller, func, requestedReader(pkg), e);
       return { ...failureReply(func, e, operation), ...(await lastTryPrompt(request, e, pkg)) };
+    }
+  }
+
+  /** The reader a failed request named, for the audit line ('' when none, or when the naming itself was wrong). */
+  function requestedReader(pkg: TbsPackage): string {
+    try {
+      return cardOf(pkg).reader ?? '';
+    } catch {
+      return '';
     }
   }
 
@@ -266,8 +275,7 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
   async function lastTryPrompt(request: FastifyRequest, error: unknown, pkg: TbsPackage | undefined): Promise<Reply> {
     if (!isCardBridgeError(error, 'LastTryNeedsConfirmation') || !fromOwnPage(request) || !pkg) return {};
     try {
-      const reader = readerOf(pkg);
-      const status = await options.moica.pinStatus(reader === undefined ? {} : { reader });
+      const status = await options.moica.pinStatus(cardOf(pkg));
       return { confirmLastTry: { card: status.serialNumber, reader: status.reader } };
     } catch {
       return {}; // the card went away meanwhile: the popup shows the failure as it is

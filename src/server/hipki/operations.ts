@@ -1,5 +1,5 @@
 import type { ReaderRegistry } from '../../readers/types.js';
-import type { MoicaService, MoicaSignFormat, PinUse } from '../../services/moica/moica-service.js';
+import type { MoicaCardSelector, MoicaService, MoicaSignFormat, PinUse } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
 import { ATTRIBUTE_NAMES as FACT_ATTRIBUTE_NAMES, parseCertificate } from '../../cards/moica/certificate-facts.js';
 import type { Pkcs1HashName } from '../../crypto/pkcs1.js';
@@ -166,10 +166,27 @@ export async function pkcs11Info(context: HipkiContext, withCert: boolean, onSlo
 const HASHES: Record<string, Pkcs1HashName> = { SHA1: 'sha1', 'SHA-1': 'sha1', SHA256: 'sha256', 'SHA-256': 'sha256', SHA384: 'sha384', 'SHA-384': 'sha384', SHA512: 'sha512', 'SHA-512': 'sha512' };
 const FORMATS: Record<string, MoicaSignFormat> = { PKCS7: 'cms', PKCS1: 'pkcs1', RAW: 'raw' };
 
-/** `slotDescription` (or ChtICToken's `readername`) picks a reader; `0` or empty means any. */
-export function readerOf(pkg: TbsPackage): string | undefined {
-  const name = field(pkg, 'slotDescription') ?? field(pkg, 'readername');
-  return name === undefined || name === '' || name === '0' ? undefined : name;
+/** `0` and empty mean "any" in the naming fields (one page sends `slotDescription: 0`). */
+function naming(pkg: TbsPackage, name: string): string | undefined {
+  const value = field(pkg, name)?.trim();
+  return value === undefined || value === '' || value === '0' ? undefined : value;
+}
+
+/**
+ * The card a request names: a reader by `slotDescription` or ChtICToken's `readername` (the
+ * pkcs11info slotDescription), and/or the card itself by `cardid` (pkcs11info's
+ * token.serialNumber, the reply's cardSN). Every name given must hold: the service refuses
+ * (NoReader, NoCard) rather than use another card. Readers named twice must agree.
+ */
+export function cardOf(pkg: TbsPackage): MoicaCardSelector {
+  const slot = naming(pkg, 'slotDescription');
+  const readerName = naming(pkg, 'readername');
+  if (slot !== undefined && readerName !== undefined && slot !== readerName) {
+    throw new HipkiRequestError(RET.PARAM_ERROR, 'slotDescription and readername name different readers');
+  }
+  const reader = slot ?? readerName;
+  const serialNumber = naming(pkg, 'cardid');
+  return { ...(reader === undefined ? {} : { reader }), ...(serialNumber === undefined ? {} : { serialNumber }) };
 }
 
 /** The PIN a legacy page sent (ChtICToken sends it twice, as `pin` and `userpin`). */
@@ -231,7 +248,7 @@ export async function makeSignature(context: HipkiContext, pkg: TbsPackage, use:
   if (!format) throw new HipkiRequestError(RET.PARAM_ERROR, `Unknown signatureType "${typeName}"`);
   if (format === 'cms' && data.length === 0) throw new HipkiRequestError(RET.PARAM_ERROR, 'Nothing to sign');
   const pin = pinOf(pkg);
-  const reader = readerOf(pkg);
+  const selector = cardOf(pkg);
   const checkSigningKey = signingKeyCheck(context, pkg);
   const signed = await context.moica.sign(
     {
@@ -240,7 +257,7 @@ export async function makeSignature(context: HipkiContext, pkg: TbsPackage, use:
       hash,
       format,
       ...(format === 'cms' ? { detached: false, signingTime: flag(pkg, 'withSigningTime') } : {}),
-      ...(reader === undefined ? {} : { reader }),
+      ...selector,
     },
     pin,
     use,
@@ -269,10 +286,10 @@ export async function decryptData(context: HipkiContext, pkg: TbsPackage, use: P
   const plainEncoding = (field(pkg, 'plainEncoding') ?? '').toUpperCase();
   if (!['', 'NONE', 'BASE64'].includes(plainEncoding)) throw new HipkiRequestError(RET.PARAM_ERROR, `Unknown plainEncoding "${plainEncoding}"`);
   const pin = pinOf(pkg);
-  const reader = readerOf(pkg);
-  const plain = await context.moica.decrypt(cipher, pin, reader === undefined ? {} : { reader }, use);
+  const selector = cardOf(pkg);
+  const plain = await context.moica.decrypt(cipher, pin, selector, use);
   try {
-    return { plain: plainEncoding === 'BASE64' ? plain.toString('base64') : plain.toString('utf8'), reader: reader ?? '' };
+    return { plain: plainEncoding === 'BASE64' ? plain.toString('base64') : plain.toString('utf8'), reader: selector.reader ?? '' };
   } finally {
     plain.fill(0);
   }

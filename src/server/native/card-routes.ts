@@ -6,10 +6,16 @@ import type { CardKind, ReaderRegistry, RegistryEvent } from '../../readers/type
 import type { NhiService } from '../../services/nhi/nhi-service.js';
 import type { MoicaService } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
-import type { PendingKind, PendingRequests } from './pending.js';
+import type { PendingCardChoice, PendingKind, PendingRequests } from './pending.js';
 import type { RouteDoc } from './openapi.js';
 import type { AuditLog } from '../shared/audit.js';
 import { createAuthTokenTbs } from '../../verify/token-format.js';
+
+/** A card number as the window shows it: the first two and last four characters, e.g. `TP**********4321`. */
+export function maskCardNumber(serialNumber: string): string {
+  if (serialNumber.length <= 6) return '*'.repeat(serialNumber.length);
+  return `${serialNumber.slice(0, 2)}${'*'.repeat(serialNumber.length - 6)}${serialNumber.slice(-4)}`;
+}
 
 export interface CardServices {
   nhi: NhiService;
@@ -28,6 +34,12 @@ export interface CardRouteOptions {
 }
 
 const base64 = { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$', maxLength: 65536 } as const;
+/**
+ * Every card route takes an optional `reader` (a name from GET /v1/readers): only the card in
+ * that reader serves, and the window names it. Without it, the first reader holding a card of
+ * the right kind.
+ */
+const readerField = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const hashEnum = { type: 'string', enum: ['sha1', 'sha256', 'sha384', 'sha512'] } as const;
 const pendingSchema = {
   type: 'object',
@@ -87,6 +99,28 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
   }
 
   /**
+   * With two or more citizen certificate cards in and no reader named, the window lists them
+   * (holder, masked card number, reader) and the user chooses before typing the PIN. A card
+   * that cannot be read now is not offered; fewer than two offers means no choice to make.
+   */
+  async function moicaChoices(): Promise<PendingCardChoice[] | undefined> {
+    const readers = registry.readers().filter((r) => r.card?.type.kind === 'moica');
+    if (readers.length < 2) return undefined;
+    const choices: PendingCardChoice[] = [];
+    for (const { name } of readers) {
+      try {
+        const { serialNumber } = await services.moica.cardInfo({ reader: name });
+        const certificates = await services.moica.listCertificates({ reader: name });
+        const holder = (certificates.find((c) => c.facts.role === 'sign') ?? certificates.find((c) => c.facts.holderName))?.facts.holderName ?? null;
+        choices.push({ reader: name, holder, card: maskCardNumber(serialNumber), key: serialNumber });
+      } catch {
+        // not offered: the citizen chooses among the cards that answer
+      }
+    }
+    return choices.length >= 2 ? choices : undefined;
+  }
+
+  /**
    * Runs `work` now when the site already has the user's consent for `scope`, otherwise
    * answers 202 and runs it once the user agrees in cardbridge's window.
    */
@@ -94,19 +128,23 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
     request: FastifyRequest,
     reply: FastifyReply,
     spec: { operationName: string; operation: string; kind: PendingKind; scope?: ConsentScope; cardKind: CardKind; reader?: string },
-    work: (input: { pin?: string; confirmLastTry?: boolean; reader: string }) => Promise<T>,
+    work: (input: { pin?: string; confirmLastTry?: boolean; reader: string; serialNumber?: string }) => Promise<T>,
   ): Promise<T | FastifyReply> {
     const origin = requireOrigin(request);
     const card = await locate(spec.cardKind, spec.reader);
-    // The work uses the card the window named, in its reader, and no other (a request whose card
-    // leaves that reader is cancelled as CardRemoved below, before any PIN is sent).
-    const audited = async (input: { pin?: string; confirmLastTry?: boolean }) => {
+    const choices = spec.kind === 'pin' && spec.cardKind === 'moica' && spec.reader === undefined ? await moicaChoices() : undefined;
+    // The work uses the card the window named (or the user chose there), in its reader, and no
+    // other: a request whose card leaves that reader is cancelled as CardRemoved below, and a
+    // chosen card is also held to its number, so a card swapped in never gets the PIN.
+    const audited = async (input: { pin?: string; confirmLastTry?: boolean; chosen?: PendingCardChoice }) => {
+      const { chosen, ...answer } = input;
+      const reader = chosen?.reader ?? card.reader;
       try {
-        const result = await work({ ...input, reader: card.reader });
-        audit.record({ origin, operation: spec.operationName, card: spec.cardKind, reader: card.reader, result: 'ok' });
+        const result = await work({ ...answer, reader, ...(chosen && { serialNumber: chosen.key }) });
+        audit.record({ origin, operation: spec.operationName, card: spec.cardKind, reader, result: 'ok' });
         return result;
       } catch (e) {
-        audit.record({ origin, operation: spec.operationName, card: spec.cardKind, reader: card.reader, result: asCardBridgeError(e).code });
+        audit.record({ origin, operation: spec.operationName, card: spec.cardKind, reader, result: asCardBridgeError(e).code });
         throw e;
       }
     };
@@ -115,11 +153,11 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       origin,
       kind: spec.kind,
       operation: spec.operation,
-      card: card.label,
-      cardKey: card.cardKey,
-      reader: card.reader,
+      ...(choices
+        ? { card: '請選擇卡片 · Choose a card', cardKey: `choice|${choices.map((c) => c.reader).join('|')}`, choices }
+        : { card: card.label, cardKey: card.cardKey, reader: card.reader }),
       // The window shows (and enforces) the card's tries as every path has seen them.
-      ...(spec.kind === 'pin' && spec.cardKind === 'moica' && { pinStatus: () => services.moica.pinStatus({ reader: card.reader }) }),
+      ...(spec.kind === 'pin' && spec.cardKind === 'moica' && { pinStatus: (reader: string) => services.moica.pinStatus({ reader }) }),
       ...(spec.kind === 'consent' && { rememberDays: sites.consentDays }),
       run: async (input) => {
         // "Allow this time" reads once; only "allow and remember" is written down.
@@ -136,7 +174,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
   }
 
   // ——— NHI ———
-  const nhiBody = { type: 'object', properties: { reader: { type: 'string', maxLength: 200 } }, additionalProperties: false } as const;
+  const nhiBody = { type: 'object', properties: { reader: readerField }, additionalProperties: false } as const;
   docs.push({ method: 'post', path: '/v1/nhi/basic', summary: 'NHI card holder data (after the user consents once per site)', body: nhiBody });
   app.post('/v1/nhi/basic', { preValidation: async (r) => refusePinField(r.body), schema: { body: nhiBody, response: { 202: pendingSchema } } }, async (request, reply) => {
     const body = (request.body ?? {}) as { reader?: string };
@@ -153,7 +191,7 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
 
   const hsignBody = {
     type: 'object',
-    properties: { random: { type: 'string', pattern: '^0001[0-9]{16}$' }, reader: { type: 'string', maxLength: 200 } },
+    properties: { random: { type: 'string', pattern: '^0001[0-9]{16}$' }, reader: readerField },
     additionalProperties: false,
   } as const;
   docs.push({ method: 'post', path: '/v1/nhi/hsign', summary: 'NHI H_Sign through the cloud SAM (consent as for the holder data)', body: hsignBody });
@@ -169,15 +207,24 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
   });
 
   // ——— MOICA ———
-  docs.push({ method: 'get', path: '/v1/moica/certificates', summary: 'Certificates on the citizen certificate card (after consent)' });
-  app.get('/v1/moica/certificates', { schema: { response: { 202: pendingSchema } } }, async (request, reply) =>
-    withUser(
+  const certificatesQuery = { type: 'object', properties: { reader: readerField }, additionalProperties: false } as const;
+  docs.push({ method: 'get', path: '/v1/moica/certificates', summary: 'Certificates on the citizen certificate card (after consent); ?reader= names the reader' });
+  app.get('/v1/moica/certificates', { schema: { querystring: certificatesQuery, response: { 202: pendingSchema } } }, async (request, reply) => {
+    const { reader: named } = request.query as { reader?: string };
+    return withUser(
       request,
       reply,
-      { operationName: 'moica.certificates', operation: 'Read the certificates on your citizen certificate card (讀取自然人憑證)', kind: 'consent', scope: 'moica.certificates', cardKind: 'moica' },
+      {
+        operationName: 'moica.certificates',
+        operation: 'Read the certificates on your citizen certificate card (讀取自然人憑證)',
+        kind: 'consent',
+        scope: 'moica.certificates',
+        cardKind: 'moica',
+        reader: named,
+      },
       async ({ reader }) => ({ certificates: (await services.moica.listCertificates({ reader })).map(certificateJson) }),
-    ),
-  );
+    );
+  });
 
   const signBody = {
     type: 'object',
@@ -187,24 +234,26 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
       hash: hashEnum,
       format: { type: 'string', enum: ['pkcs1', 'cms'] },
       detached: { type: 'boolean' },
+      reader: readerField,
     },
     oneOf: [{ required: ['data'] }, { required: ['digest'] }],
     additionalProperties: false,
   } as const;
   docs.push({ method: 'post', path: '/v1/moica/sign', summary: 'Sign data or a digest; the user types the PIN in cardbridge’s window', body: signBody });
   app.post('/v1/moica/sign', { preValidation: async (r) => refusePinField(r.body), schema: { body: signBody, response: { 202: pendingSchema } } }, async (request, reply) => {
-    const body = request.body as { data?: string; digest?: string; hash?: 'sha1' | 'sha256' | 'sha384' | 'sha512'; format?: 'pkcs1' | 'cms'; detached?: boolean };
+    const body = request.body as { data?: string; digest?: string; hash?: 'sha1' | 'sha256' | 'sha384' | 'sha512'; format?: 'pkcs1' | 'cms'; detached?: boolean; reader?: string };
     const format = body.format ?? 'pkcs1';
     const hash = body.hash ?? 'sha256';
     const what = body.data !== undefined ? `${Buffer.from(body.data, 'base64').length} bytes of data` : 'a digest';
     return withUser(
       request,
       reply,
-      { operationName: 'moica.sign', operation: `Sign ${what} (${format.toUpperCase()}, ${hash.toUpperCase()}) with your citizen certificate (自然人憑證簽章)`, kind: 'pin', cardKind: 'moica' },
-      async ({ pin, confirmLastTry, reader }) => {
+      { operationName: 'moica.sign', operation: `Sign ${what} (${format.toUpperCase()}, ${hash.toUpperCase()}) with your citizen certificate (自然人憑證簽章)`, kind: 'pin', cardKind: 'moica', reader: body.reader },
+      async ({ pin, confirmLastTry, reader, serialNumber }) => {
         const signed = await services.moica.sign(
           {
             reader,
+            ...(serialNumber !== undefined && { serialNumber }),
             ...(body.data !== undefined ? { data: Buffer.from(body.data, 'base64') } : { digest: Buffer.from(body.digest!, 'base64') }),
             hash,
             format,
@@ -218,19 +267,24 @@ export function registerCardRoutes(app: FastifyInstance, options: CardRouteOptio
     );
   });
 
-  const authBody = { type: 'object', properties: { nonce: { type: 'string', minLength: 32, maxLength: 128 } }, required: ['nonce'], additionalProperties: false } as const;
+  const authBody = {
+    type: 'object',
+    properties: { nonce: { type: 'string', minLength: 32, maxLength: 128 }, reader: readerField },
+    required: ['nonce'],
+    additionalProperties: false,
+  } as const;
   docs.push({ method: 'post', path: '/v1/moica/authenticate', summary: 'Origin-bound login token signed by the card; the user types the PIN in cardbridge’s window', body: authBody });
   app.post('/v1/moica/authenticate', { preValidation: async (r) => refusePinField(r.body), schema: { body: authBody, response: { 202: pendingSchema } } }, async (request, reply) => {
-    const { nonce } = request.body as { nonce: string };
+    const { nonce, reader: named } = request.body as { nonce: string; reader?: string };
     const origin = requireOrigin(request);
     return withUser(
       request,
       reply,
-      { operationName: 'moica.authenticate', operation: `Log in to ${origin} with your citizen certificate (自然人憑證登入)`, kind: 'pin', cardKind: 'moica' },
-      async ({ pin, confirmLastTry, reader }) => {
+      { operationName: 'moica.authenticate', operation: `Log in to ${origin} with your citizen certificate (自然人憑證登入)`, kind: 'pin', cardKind: 'moica', reader: named },
+      async ({ pin, confirmLastTry, reader, serialNumber }) => {
         // The verifier's own definition of what is signed, so both sides can never drift apart.
         const tbs = createAuthTokenTbs(origin, nonce);
-        const signed = await services.moica.sign({ reader, digest: createHash('sha256').update(tbs).digest(), hash: 'sha256', format: 'pkcs1' }, pin!, { confirmLastTry: confirmLastTry === true });
+        const signed = await services.moica.sign({ reader, ...(serialNumber !== undefined && { serialNumber }), digest: createHash('sha256').update(tbs).digest(), hash: 'sha256', format: 'pkcs1' }, pin!, { confirmLastTry: confirmLastTry === true });
         return {
           token: {
             format: 'cardbridge-auth-token',

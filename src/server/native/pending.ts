@@ -22,18 +22,37 @@ export interface PendingSpec<T> {
   /** The reader holding that card: its removal ends the request (CardRemoved). */
   reader?: string;
   /**
-   * `pin` requests: the card's PIN tries as cardbridge knows them on every path (the tries
-   * tracker, read from the card's own answers), asked each time the window looks.
+   * Several cards could serve and the page named none: the window lists these and the user
+   * chooses one before anything else (`reader` and `card` are then the chosen one's).
    */
-  pinStatus?: () => Promise<PinStatusView>;
+  choices?: PendingCardChoice[];
+  /**
+   * `pin` requests: the card's PIN tries as cardbridge knows them on every path (the tries
+   * tracker, read from the card's own answers), asked each time the window looks, for the
+   * card in `reader`.
+   */
+  pinStatus?: (reader: string) => Promise<PinStatusView>;
   /** `consent` requests: how long "allow and remember" remembers (the window says so). */
   rememberDays?: number;
   /**
    * Does the work once the user agreed; gets the PIN (and the last-try confirmation) for `pin`
    * requests, and for `consent` requests whether the user chose to remember the answer.
    */
-  run(input: { pin?: string; confirmLastTry?: boolean; remember?: boolean }): Promise<T>;
+  run(input: { pin?: string; confirmLastTry?: boolean; remember?: boolean; chosen?: PendingCardChoice }): Promise<T>;
 }
+
+/** One card the user may choose, as the window shows it (never the full card number). */
+export interface PendingCardChoice {
+  reader: string;
+  /** The holder's name from the card's certificate; null when the certificate has none. */
+  holder: string | null;
+  /** The card number masked, e.g. `TP**********4321`. */
+  card: string;
+  /** What `run` needs to insist on this very card (e.g. its full number); never shown. */
+  key: string;
+}
+
+export type CardChoiceView = Omit<PendingCardChoice, 'key'>;
 
 export interface PinStatusView {
   /** Absent: no failed VERIFY seen since the last success. */
@@ -64,11 +83,16 @@ export interface UiView {
   unblockHint?: string;
   /** `consent` requests: days "allow and remember" lasts. */
   rememberDays?: number;
+  /** The cards to choose from, while the user has not chosen (then `chosen` is the reader). */
+  choices?: CardChoiceView[];
+  chosen?: string;
   problem?: Problem;
 }
 
 export interface Submission {
   decision: 'allow' | 'deny';
+  /** The reader of the card chosen from `choices`; only that, before the PIN. */
+  choose?: string;
   pin?: string;
   confirmLastTry?: boolean;
   /** `consent`: remember the answer (for rememberDays); otherwise it is for this request only. */
@@ -88,6 +112,8 @@ interface Entry {
   /** The page's long polls now open, and when it last asked: its heartbeat. */
   pagePolls: number;
   pageSeenAt: number;
+  /** The card the user chose from `spec.choices`. */
+  chosen?: PendingCardChoice;
 }
 
 export interface PendingOptions {
@@ -105,6 +131,16 @@ export interface PendingOptions {
   abandonMs?: number;
   /** How often that is checked (default 500 ms). */
   abandonCheckMs?: number;
+}
+
+/** The reader the request works with: the page's (or the only) card's, or the one the user chose. */
+function readerOf(entry: Entry): string | undefined {
+  return entry.chosen?.reader ?? entry.spec.reader;
+}
+
+/** How the window names a chosen card: holder, masked number, reader. */
+export function choiceLabel(choice: CardChoiceView): string {
+  return [choice.holder, choice.card, choice.reader].filter((part) => part !== null && part !== '').join(' — ');
 }
 
 const notFound = () => new CardBridgeError('InvalidInput', 'No such request (it may have expired)');
@@ -201,7 +237,12 @@ export class PendingRequests {
   /** The window's view, after it proved it holds the request's secret. */
   async uiView(id: string, secret: string): Promise<UiView> {
     const entry = this.authorised(id, secret);
-    const view: UiView = { id, kind: entry.spec.kind, origin: entry.spec.origin, operation: entry.spec.operation, card: entry.spec.card, state: entry.state };
+    const card = entry.chosen ? choiceLabel(entry.chosen) : entry.spec.card;
+    const view: UiView = { id, kind: entry.spec.kind, origin: entry.spec.origin, operation: entry.spec.operation, card, state: entry.state };
+    if (entry.spec.choices) {
+      view.choices = entry.spec.choices.map(({ reader, holder, card: masked }) => ({ reader, holder, card: masked }));
+      if (entry.chosen) view.chosen = entry.chosen.reader;
+    }
     if (entry.state === 'pending') {
       const status = await this.pinStatusOf(entry);
       if (status?.triesLeft !== undefined) view.triesLeft = status.triesLeft;
@@ -215,9 +256,10 @@ export class PendingRequests {
 
   /** Unknown (undefined) when the card cannot be asked now: the card's own answer decides then. */
   private async pinStatusOf(entry: Entry): Promise<PinStatusView | undefined> {
-    if (entry.spec.kind !== 'pin' || !entry.spec.pinStatus) return undefined;
+    const reader = readerOf(entry);
+    if (entry.spec.kind !== 'pin' || !entry.spec.pinStatus || reader === undefined) return undefined;
     try {
-      return await entry.spec.pinStatus();
+      return await entry.spec.pinStatus(reader);
     } catch {
       return undefined;
     }
@@ -234,6 +276,14 @@ export class PendingRequests {
       this.fail(entry, new CardBridgeError('Cancelled', 'The user declined in cardbridge’s window'));
       return this.uiView(id, secret);
     }
+    const choices = entry.spec.choices;
+    if (submission.choose !== undefined) {
+      const choice = choices?.find((c) => c.reader === submission.choose);
+      if (!choice || entry.chosen) throw new CardBridgeError('InvalidInput', entry.chosen ? 'A card was already chosen' : 'That card is not one of the cards offered');
+      entry.chosen = choice;
+      return this.uiView(id, secret);
+    }
+    if (choices && !entry.chosen) throw new CardBridgeError('InvalidInput', 'Choose the card first (請先選擇卡片)');
     if (entry.spec.kind === 'pin') {
       const status = await this.pinStatusOf(entry);
       if (status?.blocked) {
@@ -249,7 +299,10 @@ export class PendingRequests {
     entry.state = 'running';
     entry.problem = undefined;
     try {
-      const result = await entry.spec.run(entry.spec.kind === 'pin' ? { pin: submission.pin!, confirmLastTry: submission.confirmLastTry === true } : { remember: submission.remember === true });
+      const chosen = entry.chosen ? { chosen: entry.chosen } : {};
+      const result = await entry.spec.run(
+        entry.spec.kind === 'pin' ? { pin: submission.pin!, confirmLastTry: submission.confirmLastTry === true, ...chosen } : { remember: submission.remember === true, ...chosen },
+      );
       this.settle(entry, 'done', result);
     } catch (e) {
       const error = asCardBridgeError(e);
@@ -275,7 +328,14 @@ export class PendingRequests {
   /** Ends every request still waiting for the user on the card in `reader` (it was taken out). */
   failForReader(reader: string, error: CardBridgeError): void {
     for (const entry of this.entries.values()) {
-      if (entry.state === 'pending' && entry.spec.reader === reader) this.fail(entry, error);
+      if (entry.state !== 'pending') continue;
+      if (readerOf(entry) === reader) {
+        this.fail(entry, error);
+      } else if (!entry.chosen && entry.spec.choices?.some((c) => c.reader === reader)) {
+        // A card not chosen yet left: it is no longer offered; with none left, nothing can serve.
+        entry.spec.choices = entry.spec.choices.filter((c) => c.reader !== reader);
+        if (entry.spec.choices.length === 0) this.fail(entry, error);
+      }
     }
   }
 

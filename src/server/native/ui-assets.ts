@@ -33,6 +33,14 @@ export const APPROVE_HTML = `<!doctype html>
         <button type="submit" id="allow">允許並記住 Allow and remember</button>
       </div>
     </form>
+    <form id="chooseform" hidden>
+      <p class="ask">插著多張自然人憑證，請選擇要使用的卡片 · Several citizen certificate cards are in: choose the one to use</p>
+      <div id="choices" role="radiogroup"></div>
+      <div class="buttons">
+        <button type="button" id="choosecancel" class="secondary">取消 Cancel</button>
+        <button type="submit" id="choose">使用這張卡 Use this card</button>
+      </div>
+    </form>
     <form id="pinform" hidden>
       <label for="pin">PIN 碼（6–8 位數字）· PIN (6–8 digits)</label>
       <input id="pin" name="pin" type="password" inputmode="numeric" autocomplete="off" minlength="6" maxlength="8" pattern="[0-9]{6,8}" required>
@@ -77,6 +85,9 @@ button { font-size: 1rem; padding: .5rem 1.1rem; border-radius: .4rem; border: 1
 button.secondary { background: transparent; color: inherit; border-color: #8888; }
 button:disabled { opacity: .5; cursor: wait; }
 .message { min-height: 1.5rem; color: #c62828; }
+.choice { display: flex; gap: .6rem; align-items: flex-start; border: 1px solid #8886; border-radius: .4rem; padding: .5rem; margin: .4rem 0; cursor: pointer; }
+.choice .holder { font-weight: 700; }
+.choice .detail { font-size: .9rem; opacity: .85; }
 `;
 
 export const APPROVE_JS = `'use strict';
@@ -128,12 +139,24 @@ export const APPROVE_JS = `'use strict';
       // Anything else stays on screen until the citizen closes the window: they must be able
       // to read why (the page went away, the card was removed, the card is blocked…).
       $('consent').hidden = true;
+      $('chooseform').hidden = true;
       $('pinform').hidden = true;
       $('blockedform').hidden = true;
       $('message').textContent = '無法完成 · Could not finish: ' + said(p);
       return;
     }
     watch();
+    // Several cards and none chosen yet: the citizen picks one before anything else.
+    var choosing = !!view.choices && !view.chosen;
+    $('chooseform').hidden = !choosing;
+    if (choosing) {
+      renderChoices(view.choices);
+      $('consent').hidden = true;
+      $('pinform').hidden = true;
+      $('blockedform').hidden = true;
+      $('message').textContent = view.problem ? said(view.problem) : '';
+      return;
+    }
     $('consent').hidden = view.kind !== 'consent';
     if (view.rememberDays) $('rememberdays').textContent = $('rememberdays2').textContent = String(view.rememberDays);
     // A blocked card is never asked for a PIN: the window says how to unblock it instead.
@@ -149,6 +172,37 @@ export const APPROVE_JS = `'use strict';
       $('pin').focus();
     }
     $('message').textContent = view.problem ? said(view.problem) : '';
+  }
+
+  /** One radio button per card: holder, masked card number, reader (text only, never HTML). */
+  function renderChoices(choices) {
+    var box = $('choices');
+    var current = box.querySelector('input:checked');
+    var keep = current ? current.value : undefined;
+    box.textContent = '';
+    choices.forEach(function (c, i) {
+      var label = document.createElement('label');
+      label.className = 'choice';
+      var input = document.createElement('input');
+      input.type = 'radio';
+      input.name = 'card';
+      input.value = c.reader;
+      input.required = true;
+      input.checked = keep === undefined ? i === 0 : keep === c.reader;
+      var text = document.createElement('span');
+      var holder = document.createElement('span');
+      holder.className = 'holder';
+      holder.textContent = c.holder || '（未載明持卡人 · holder not stated）';
+      var detail = document.createElement('span');
+      detail.className = 'detail';
+      detail.textContent = '卡號 Card ' + c.card + ' · 讀卡機 Reader: ' + c.reader;
+      text.appendChild(holder);
+      text.appendChild(document.createElement('br'));
+      text.appendChild(detail);
+      label.appendChild(input);
+      label.appendChild(text);
+      box.appendChild(label);
+    });
   }
 
   /** While the request waits, look every second whether it ended elsewhere (the page went away). */
@@ -195,6 +249,12 @@ export const APPROVE_JS = `'use strict';
       $('pin').value = '';
     });
     $('cancel').addEventListener('click', function () { userDeclined = true; submit({ decision: 'deny' }); });
+    $('chooseform').addEventListener('submit', function (e) {
+      e.preventDefault();
+      var picked = $('choices').querySelector('input:checked');
+      if (picked) submit({ decision: 'allow', choose: picked.value });
+    });
+    $('choosecancel').addEventListener('click', function () { userDeclined = true; submit({ decision: 'deny' }); });
     // No PIN is sent: the bridge ends the request as PinBlocked so the page learns why.
     $('blockedform').addEventListener('submit', function (e) { e.preventDefault(); submit({ decision: 'allow' }); });
     call('GET').then(function (r) {

@@ -44,6 +44,7 @@ export function registerUiRoutes(app: FastifyInstance, pending: PendingRequests,
     type: 'object',
     properties: {
       decision: { type: 'string', enum: ['allow', 'deny'] },
+      choose: { type: 'string', minLength: 1, maxLength: 200 },
       pin: { type: 'string', maxLength: 16 },
       confirmLastTry: { type: 'boolean' },
       remember: { type: 'boolean' },

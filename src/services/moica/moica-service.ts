@@ -26,6 +26,12 @@ export type MoicaSignFormat = 'pkcs1' | 'cms' | 'raw';
 export interface MoicaCardSelector {
   /** A reader by name; default: the first reader holding a MOICA card. */
   reader?: string;
+  /**
+   * The card's own number (cardInfo's serialNumber, HiPKI's `cardSN`; letters in any case):
+   * only that card serves, wherever it is, and is checked inside the operation's own session,
+   * before any PIN, so a card swapped in meanwhile is refused (NoCard) instead of used.
+   */
+  serialNumber?: string;
 }
 
 export interface MoicaSignRequest extends MoicaCardSelector {
@@ -99,6 +105,18 @@ export interface MoicaPinStatus {
 
 /** PKCS#1 v1.5 type-1 needs at least 11 bytes of overhead. */
 const MAX_RAW_LENGTH = MOICA_MODULUS_LENGTH - 11;
+
+function sameSerial(a: string, b: string): boolean {
+  return a.trim().toUpperCase() === b.trim().toUpperCase();
+}
+
+/** The number is not repeated in the message: it goes to logs and to pages that did not send it. */
+function namedCardMissing(reader?: string): CardBridgeError {
+  return new CardBridgeError('NoCard', reader === undefined ? 'The card asked for is not inserted' : `The card in "${reader}" is not the card asked for`, {
+    hint: 'Insert the card the page asked for (or let the page choose again).',
+    ...(reader === undefined ? {} : { reader }),
+  });
+}
 
 function invalid(message: string): CardBridgeError {
   return new CardBridgeError('InvalidInput', message);
@@ -188,9 +206,37 @@ export class MoicaService {
     }
   }
 
-  #withCard<T>(selector: MoicaCardSelector, exclusive: boolean, fn: (card: MoicaCard, session: CardSession) => Promise<T>): Promise<T> {
-    const choice = selector.reader === undefined ? { kind: 'moica' as const, exclusive } : { kind: 'moica' as const, exclusive, reader: selector.reader };
-    return this.#registry.withCard(choice, async (session) => fn(moicaProfile.open(session, session.cardType, this.#options), session));
+  async #withCard<T>(selector: MoicaCardSelector, exclusive: boolean, fn: (card: MoicaCard, session: CardSession) => Promise<T>): Promise<T> {
+    const wanted = selector.serialNumber;
+    const reader = selector.reader ?? (wanted === undefined ? undefined : await this.#readerHolding(wanted));
+    const choice = reader === undefined ? { kind: 'moica' as const, exclusive } : { kind: 'moica' as const, exclusive, reader };
+    return this.#registry.withCard(choice, async (session) => {
+      const card = moicaProfile.open(session, session.cardType, this.#options);
+      // Checked again here, in the session that will send the PIN: the card found above may
+      // have been swapped for another since.
+      if (wanted !== undefined && !sameSerial((await this.#cardInfo(card, session)).serialNumber, wanted)) throw namedCardMissing(session.reader);
+      return fn(card, session);
+    });
+  }
+
+  /**
+   * The reader holding the MOICA card numbered `serialNumber`. The registry knows cards by
+   * their ATR only; the number is read by the MOICA driver (and remembered per insertion), so
+   * this choice is made here rather than in the registry's `locate`.
+   */
+  async #readerHolding(serialNumber: string): Promise<string> {
+    for (const reader of this.#registry.locateReaders({})) {
+      if (reader.card?.type.kind !== 'moica') continue;
+      try {
+        const info = await this.#registry.withCard({ kind: 'moica', reader: reader.name }, (session) =>
+          this.#cardInfo(moicaProfile.open(session, session.cardType, this.#options), session),
+        );
+        if (sameSerial(info.serialNumber, serialNumber)) return reader.name;
+      } catch {
+        // A card that cannot be read now is not known to be the one asked for: look further.
+      }
+    }
+    throw namedCardMissing();
   }
 
   // What cannot change while the card stays in is read once per insertion (CardSession.remember).

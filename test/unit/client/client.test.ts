@@ -115,6 +115,57 @@ async function rejection(promise: Promise<unknown>): Promise<CardBridgeClientErr
 
 const PENDING = { id: 'r-1', state: 'pending', approveUrl: '/approve/r-1', expiresAt: new Date(Date.now() + 120_000).toISOString() };
 
+describe('client: every card operation takes the reader to use', () => {
+  const answers: Record<string, unknown> = {
+    '/v1/nhi/basic': { name: 'x' },
+    '/v1/nhi/hsign': { random: '0001', signature: 'AAAA' },
+    '/v1/moica/certificates': { certificates: [] },
+    '/v1/moica/sign': { format: 'pkcs1', hash: 'sha256', signature: 'AAAA', certificate: 'MIIB' },
+    '/v1/moica/authenticate': { token: TOKEN },
+  };
+  const answering = () => setup((call) => ({ status: 200, body: answers[new URL(call.url).pathname] }), [new FakePopup(), new FakePopup(), new FakePopup(), new FakePopup(), new FakePopup()]);
+
+  it('sends `reader` in the body (the query for certificates), and nothing when it is not given', async () => {
+    const s = answering();
+    await s.bridge.readNhi({ reader: 'R 2' });
+    await s.bridge.nhiHSign('00011234567890123456', { reader: 'R 2' });
+    await s.bridge.moicaCertificates({ reader: 'R 2' });
+    await s.bridge.sign({ data: 'x', reader: 'R 2' });
+    await s.bridge.authenticate(NONCE, { reader: 'R 2' });
+    expect(s.calls.map((c) => [c.url.slice(BASE.length), c.body === undefined ? undefined : (c.body as Record<string, unknown>).reader])).toEqual([
+      ['/v1/nhi/basic', 'R 2'],
+      ['/v1/nhi/hsign', 'R 2'],
+      ['/v1/moica/certificates?reader=R%202', undefined],
+      ['/v1/moica/sign', 'R 2'],
+      ['/v1/moica/authenticate', 'R 2'],
+    ]);
+    const plain = answering();
+    await plain.bridge.nhiHSign();
+    await plain.bridge.moicaCertificates();
+    await plain.bridge.sign({ data: 'x' });
+    await plain.bridge.authenticate(NONCE);
+    expect(plain.calls.map((c) => [c.url.slice(BASE.length), c.body === undefined ? undefined : 'reader' in (c.body as object)])).toEqual([
+      ['/v1/nhi/hsign', false],
+      ['/v1/moica/certificates', undefined],
+      ['/v1/moica/sign', false],
+      ['/v1/moica/authenticate', false],
+    ]);
+  });
+
+  it('refuses a reader that is not a non-empty string before calling cardbridge', async () => {
+    const s = answering();
+    for (const reader of ['', 5, null]) {
+      const options = { reader } as unknown as { reader: string };
+      expect(await rejection(s.bridge.readNhi(options))).toMatchObject({ code: 'InvalidInput' });
+      expect(await rejection(s.bridge.moicaCertificates(options))).toMatchObject({ code: 'InvalidInput' });
+      expect(await rejection(s.bridge.sign({ data: 'x', ...options }))).toMatchObject({ code: 'InvalidInput' });
+      expect(await rejection(s.bridge.authenticate(NONCE, options))).toMatchObject({ code: 'InvalidInput' });
+      expect(await rejection(s.bridge.nhiHSign(undefined, options))).toMatchObject({ code: 'InvalidInput' });
+    }
+    expect(s.calls).toEqual([]);
+  });
+});
+
 describe('client: operations that need the user', () => {
   it('opens the popup synchronously, before anything is awaited', () => {
     const { bridge, opened, log } = setup(() => 'hang');

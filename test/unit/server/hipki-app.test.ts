@@ -339,6 +339,87 @@ describe('HiPKI Local Server drop-in', () => {
     });
   });
 
+  describe('a request that names a card (two MOICA cards)', () => {
+    const SECOND_READER = 'MOICA Reader 03';
+    const SECOND_SERIAL = 'TP03000087654321';
+    let second: VirtualMoicaGen2Card;
+    const verifiesOf = (c: VirtualMoicaGen2Card) => c.received.filter((apdu) => apdu[1] === 0x20).length;
+
+    beforeEach(async () => {
+      registry.addReader(SECOND_READER);
+      // Same PIN on purpose: a PIN sent to the wrong card would be accepted there.
+      second = new VirtualMoicaGen2Card(pki, { pin: PIN, serialNumber: SECOND_SERIAL });
+      await registry.insertCard(SECOND_READER, second);
+    });
+
+    it('pkcs11info lists one slot per reader, each MOICA card with its own serialNumber', async () => {
+      const { slots } = (await get('/pkcs11info')).json<Json>();
+      expect(slots.map((s: Json) => [s.slotDescription, s.token.serialNumber ?? s.token])).toEqual([
+        [MOICA_READER, SERIAL],
+        [OTHER_READER, 'unknown token'],
+        [SECOND_READER, SECOND_SERIAL],
+      ]);
+    });
+
+    it('without a name the first reader’s card signs (as before)', async () => {
+      expect((await post('/sign', pageBody(signPkg({})))).json()).toMatchObject({ ret_code: 0, cardSN: SERIAL });
+      expect(verifiesOf(second)).toBe(0);
+    });
+
+    it.each([
+      ['cardid', { cardid: SECOND_SERIAL }],
+      ['cardid in lower case', { cardid: SECOND_SERIAL.toLowerCase() }],
+      ['slotDescription', { slotDescription: SECOND_READER }],
+      ['readername', { readername: SECOND_READER }],
+      ['ChtICToken’s full set (readername, slotDescription "0", cardid)', { readername: SECOND_READER, slotDescription: '0', cardid: SECOND_SERIAL }],
+      ['cardid and its reader', { cardid: SECOND_SERIAL, slotDescription: SECOND_READER }],
+    ])('%s: the named card signs and the other card never gets a VERIFY', async (_name, naming) => {
+      for (const path of ['/sign', '/umakeSig']) {
+        const reply = (await post(path, pageBody(signPkg({ func: path === '/sign' ? 'MakeSignature' : 'umakeSig', ...naming })))).json<Json>();
+        expect(reply).toMatchObject({ ret_code: 0 });
+        expect(reply.cardSN ?? reply.data.cardSN).toBe(SECOND_SERIAL);
+      }
+      expect(verifiesOf(second)).toBe(2);
+      expect(verifiesOf(card)).toBe(0);
+    });
+
+    it('the first card named by cardid signs, not the second', async () => {
+      expect((await post('/sign', pageBody(signPkg({ cardid: SERIAL })))).json()).toMatchObject({ ret_code: 0, cardSN: SERIAL });
+      expect(verifiesOf(second)).toBe(0);
+    });
+
+    it.each([
+      ['a card that is not inserted', { cardid: 'TP03000000000000' }, 0x76000006],
+      ['a card in another reader than the one named', { cardid: SERIAL, slotDescription: SECOND_READER }, 0x76000006],
+      ['readername and slotDescription naming different readers', { readername: MOICA_READER, slotDescription: SECOND_READER }, 0x7600000c],
+      ['a reader that is not connected', { readername: 'No Such Reader' }, 0x76100003],
+    ])('%s is refused and no card gets a VERIFY', async (_name, naming, retCode) => {
+      expect((await post('/sign', pageBody(signPkg(naming)))).json()).toMatchObject({ func: 'sign', ret_code: retCode });
+      expect((await post('/decrypt', pageBody({ func: 'DecryptData', cipher: cipherFor(Buffer.from('x')), pin: PIN, ...naming }))).json()).toMatchObject({
+        func: 'decrypt',
+        ret_code: retCode,
+      });
+      expect(verifiesOf(card)).toBe(0);
+      expect(verifiesOf(second)).toBe(0);
+    });
+
+    it('a card swapped into the named reader after pkcs11info is refused before the PIN', async () => {
+      expect((await get('/pkcs11info')).json<Json>().slots[2].token.serialNumber).toBe(SECOND_SERIAL);
+      const swapped = new VirtualMoicaGen2Card(pki, { pin: PIN, serialNumber: 'TP03000011112222' });
+      await registry.insertCard(SECOND_READER, swapped);
+      expect((await post('/sign', pageBody(signPkg({ cardid: SECOND_SERIAL, readername: SECOND_READER })))).json()).toMatchObject({ ret_code: 0x76000006 });
+      expect(verifiesOf(swapped)).toBe(0);
+      expect(verifiesOf(card)).toBe(0);
+    });
+
+    it('DecryptData uses the named card', async () => {
+      const reply = (await post('/decrypt', pageBody({ func: 'DecryptData', cipher: cipherFor(Buffer.from('秘密')), pin: PIN, cardid: SECOND_SERIAL }))).json<Json>();
+      expect(reply).toMatchObject({ ret_code: 0, plain: '秘密' });
+      expect(verifiesOf(second)).toBe(1);
+      expect(verifiesOf(card)).toBe(0);
+    });
+  });
+
   describe('DecryptData', () => {
 
     it('decrypts with the encryption key, plain text or base64', async () => {

@@ -328,4 +328,116 @@ describe('native API card flows (consent and PIN in cardbridge’s window)', () 
     expect(verify('sha256', tbs(OTHER_SITE, nonce), key, signature)).toBe(false);
     expect(verify('sha256', tbs(SITE, `${nonce}x`), key, signature)).toBe(false);
   });
+  describe('a request that names its reader (two citizen certificate cards)', () => {
+    const SECOND = 'MOICA reader 2';
+    let second: VirtualMoicaGen2Card;
+    const verifies = (card: VirtualMoicaGen2Card) => card.received.filter((c) => c[1] === 0x20).length;
+
+    beforeEach(async () => {
+      registry.addReader(SECOND);
+      second = new VirtualMoicaGen2Card(await getTestPki(), { pin: PIN, serialNumber: 'TP03000087654321', triesLeft: 3, maxTries: 3 });
+      await registry.insertCard(SECOND, second);
+    });
+
+    it('sign and authenticate with `reader` use that card: the window names it, and the other card gets no VERIFY', async () => {
+      const digest = createHash('sha256').update('x').digest('base64');
+      const nonce = 'n'.repeat(40);
+      for (const [path, body] of [
+        ['/v1/moica/sign', { digest, hash: 'sha256', format: 'pkcs1', reader: SECOND }],
+        ['/v1/moica/authenticate', { nonce, reader: SECOND }],
+      ] as const) {
+        const started = await api('POST', path, body);
+        expect(started.status).toBe(202);
+        const { id, approveUrl } = started.json();
+        const window = windowFor(approveUrl);
+        expect((await window.view()).json().card).toContain(SECOND);
+        expect((await window.answer({ decision: 'allow', pin: PIN })).json()).toMatchObject({ state: 'done' });
+        expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'done' });
+      }
+      expect(verifies(second)).toBe(2);
+      expect(verifies(moicaCard)).toBe(0);
+    });
+
+    it('with no reader named, the PIN window lists both cards and the citizen chooses before the PIN; only the chosen card gets it', async () => {
+      const started = await api('POST', '/v1/moica/sign', { digest: createHash('sha256').update('x').digest('base64'), hash: 'sha256', format: 'pkcs1' });
+      expect(started.status).toBe(202);
+      const { id, approveUrl } = started.json();
+      const window = windowFor(approveUrl);
+      const view = (await window.view()).json();
+      expect(view.kind).toBe('pin');
+      expect(view.chosen).toBeUndefined();
+      expect(view.choices).toEqual([
+        { reader: 'MOICA reader', holder: expect.any(String), card: expect.stringMatching(/^[A-Z0-9]{2}\*+[0-9]{4}$/) },
+        { reader: SECOND, holder: expect.any(String), card: 'TP**********4321' },
+      ]);
+      expect(view.choices[0].holder.length).toBeGreaterThan(0);
+
+      // No PIN before a choice, and no choice outside the list.
+      expect((await window.answer({ decision: 'allow', pin: PIN })).json()).toMatchObject({ code: 'InvalidInput', status: 400 });
+      expect((await window.answer({ decision: 'allow', choose: 'No such reader' })).json()).toMatchObject({ code: 'InvalidInput', status: 400 });
+      expect(verifies(moicaCard) + verifies(second)).toBe(0);
+
+      const chosen = (await window.answer({ decision: 'allow', choose: SECOND })).json();
+      expect(chosen).toMatchObject({ state: 'pending', chosen: SECOND, card: expect.stringContaining(SECOND) });
+      expect((await window.answer({ decision: 'allow', choose: 'MOICA reader' })).json()).toMatchObject({ code: 'InvalidInput', status: 400 });
+      expect((await window.answer({ decision: 'allow', pin: PIN })).json()).toMatchObject({ state: 'done' });
+      expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'done' });
+      expect(verifies(second)).toBe(1);
+      expect(verifies(moicaCard)).toBe(0);
+      expect(audit.entries.at(-1)).toMatchObject({ operation: 'moica.sign', reader: SECOND, result: 'ok' });
+    });
+
+    it('the chosen card taken out before the PIN ends the request as CardRemoved; a card not chosen leaving only shortens the list', async () => {
+      const digest = createHash('sha256').update('x').digest('base64');
+      const first = (await api('POST', '/v1/moica/sign', { digest })).json();
+      const window = windowFor(first.approveUrl);
+      registry.removeCard('MOICA reader');
+      expect((await window.view()).json().choices.map((c: { reader: string }) => c.reader)).toEqual([SECOND]);
+      await window.answer({ decision: 'allow', choose: SECOND });
+      registry.removeCard(SECOND);
+      expect((await api('GET', `/v1/requests/${first.id}`)).json()).toMatchObject({ state: 'failed', problem: { code: 'CardRemoved' } });
+      expect(verifies(moicaCard) + verifies(second)).toBe(0);
+    });
+
+    it('certificates with ?reader= read that card only', async () => {
+      const before = moicaCard.received.length;
+      const started = await api('GET', `/v1/moica/certificates?reader=${encodeURIComponent(SECOND)}`);
+      expect(started.status).toBe(202);
+      const { id, approveUrl } = started.json();
+      expect((await windowFor(approveUrl).view()).json().card).toContain(SECOND);
+      await windowFor(approveUrl).answer({ decision: 'allow' });
+      expect((await api('GET', `/v1/requests/${id}`)).json()).toMatchObject({ state: 'done', result: { certificates: expect.any(Array) } });
+      expect(second.received.length).toBeGreaterThan(0);
+      expect(moicaCard.received.length).toBe(before);
+    });
+
+    it('every card route refuses a reader that is not there, or holds another kind of card, before any window opens', async () => {
+      const digest = createHash('sha256').update('x').digest('base64');
+      const nonce = 'n'.repeat(40);
+      const routes = (reader: string): Array<[string, string, object | undefined]> => [
+        ['POST', '/v1/nhi/basic', { reader }],
+        ['POST', '/v1/nhi/hsign', { reader }],
+        ['GET', `/v1/moica/certificates?reader=${encodeURIComponent(reader)}`, undefined],
+        ['POST', '/v1/moica/sign', { digest, reader }],
+        ['POST', '/v1/moica/authenticate', { nonce, reader }],
+      ];
+      for (const [method, path, body] of routes('No such reader')) {
+        expect([path, (await api(method, path, body)).json().code]).toEqual([path, 'NoReader']);
+      }
+      for (const [method, path, body] of routes('NHI reader').filter(([, p]) => p.includes('moica'))) {
+        expect([path, (await api(method, path, body)).json().code]).toEqual([path, 'WrongCard']);
+      }
+      for (const [method, path, body] of routes(SECOND).filter(([, p]) => p.includes('nhi'))) {
+        expect([path, (await api(method, path, body)).json().code]).toEqual([path, 'WrongCard']);
+      }
+      expect(verifies(moicaCard) + verifies(second)).toBe(0);
+    });
+
+    it('a reader name that is not a short string is refused by the schema', async () => {
+      expect((await api('POST', '/v1/moica/sign', { digest: 'AAAA', reader: { name: SECOND } })).status).toBe(400);
+      expect((await api('POST', '/v1/moica/sign', { digest: 'AAAA', reader: '' })).status).toBe(400);
+      expect((await api('POST', '/v1/moica/authenticate', { nonce: 'n'.repeat(40), reader: 'r'.repeat(201) })).status).toBe(400);
+      expect((await api('GET', `/v1/moica/certificates?reader=${'r'.repeat(201)}`)).status).toBe(400);
+    });
+  });
 });
