@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { lchown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -15,6 +15,8 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 
 export const SYSTEM_STORE_DIR = '/usr/local/share/ca-certificates';
 export const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+/** Debian's update-ca-certificates hooks (Java's keystore, …): told of each added or removed certificate. */
+export const UPDATE_HOOKS_DIR = '/etc/ca-certificates/update.d';
 /** update-ca-certificates only picks up files ending in .crt. */
 export const SYSTEM_STORE_FILE = 'cardbridge-local-ca.crt';
 
@@ -37,6 +39,8 @@ export interface TrustEnvironment {
   updateCommand: string[] | null;
   /** The bundle that update-ca-certificates builds, to tell whether the CA really is in it. */
   systemBundle: string | null;
+  /** update-ca-certificates' hooks, told when the CA goes away (default: Debian's, for the default store). */
+  updateHooksDir?: string | null;
   /** Home directories whose NSS databases (Chrome and Firefox) get the CA. */
   homes: string[];
   /** Path of certutil, or null when it is not installed. */
@@ -99,6 +103,7 @@ export function defaultTrustEnvironment(env: NodeJS.ProcessEnv = process.env, ov
     systemStoreDir,
     updateCommand: overrides.updateCommand !== undefined ? overrides.updateCommand : isDefaultStore && update ? [update] : null,
     systemBundle: overrides.systemBundle !== undefined ? overrides.systemBundle : isDefaultStore ? SYSTEM_BUNDLE : null,
+    updateHooksDir: overrides.updateHooksDir !== undefined ? overrides.updateHooksDir : isDefaultStore && existsSync(UPDATE_HOOKS_DIR) ? UPDATE_HOOKS_DIR : null,
     homes: overrides.homes ?? [...homes],
     certutil: overrides.certutil !== undefined ? overrides.certutil : which('certutil', env.PATH ?? ''),
   };
@@ -264,6 +269,50 @@ export async function trustCa(caPem: string, environment: TrustEnvironment): Pro
   return results;
 }
 
+/**
+ * update-ca-certificates notices a new local certificate but not a removed one (it removes only
+ * what /etc/ca-certificates.conf marks with "!"), so its link in the bundle's directory and the
+ * hash links to it would stay. Removes them, as its own remove() does; returns the link's path.
+ */
+function forgetStoreLinks(environment: TrustEnvironment): string | undefined {
+  if (!environment.systemBundle) return undefined;
+  const dir = dirname(environment.systemBundle);
+  const name = SYSTEM_STORE_FILE.replace(/\.crt$/, '.pem');
+  const pem = join(dir, name);
+  let present = false;
+  try {
+    present = lstatSync(pem).isSymbolicLink();
+  } catch {
+    return undefined;
+  }
+  if (!present) return undefined;
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    try {
+      if (lstatSync(path).isSymbolicLink() && readlinkSync(path) === name) rmSync(path, { force: true });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  rmSync(pem, { force: true });
+  return pem;
+}
+
+/** Tells update-ca-certificates' hooks (Java's keystore) that the certificate behind `pem` is gone. */
+function tellHooksRemoved(environment: TrustEnvironment, pem: string): void {
+  const hooks = environment.updateHooksDir;
+  if (!hooks || !existsSync(hooks)) return;
+  for (const hook of readdirSync(hooks).sort()) {
+    const path = join(hooks, hook);
+    try {
+      accessSync(path, constants.X_OK);
+    } catch {
+      continue; // run-parts runs only executables
+    }
+    spawnSync(path, [], { input: `-${pem}\n`, stdio: ['pipe', 'ignore', 'ignore'], timeout: 60_000 });
+  }
+}
+
 /** Removes every cardbridge CA from the system store and the NSS databases. */
 export async function untrustCa(environment: TrustEnvironment): Promise<StoreResult[]> {
   const results: StoreResult[] = [];
@@ -274,8 +323,10 @@ export async function untrustCa(environment: TrustEnvironment): Promise<StoreRes
         await rm(file);
         let detail = `removed ${file}`;
         if (environment.updateCommand) {
+          const forgotten = forgetStoreLinks(environment);
           const [command, ...args] = environment.updateCommand;
           const update = run(command!, args);
+          if (update.ok && forgotten) tellHooksRemoved(environment, forgotten);
           detail += update.ok ? ` and ran ${command}` : `, but ${command} failed: ${update.message}`;
           results.push({ kind: 'system', location: file, ok: update.ok, detail });
         } else results.push({ kind: 'system', location: file, ok: true, detail });

@@ -13,6 +13,7 @@ import {
   pemBlocks,
   readCertificateState,
 } from '../../../src/certs/index.js';
+import { untrustCa } from '../../../src/certs/trust.js';
 import { main } from '../../../src/cli/main.js';
 import { captureIO } from '../../helpers/capture-io.js';
 import { itWithTools } from '../../helpers/tools.js';
@@ -206,5 +207,32 @@ describe('trust as root in another user\'s home', () => {
     const [result] = await trustCa(caPem, { systemStoreDir: null, updateCommand: null, systemBundle: null, homes: [home], certutil: 'certutil' });
     expect(result).toMatchObject({ ok: false, detail: `${join(home, '.pki')} is a symbolic link; not following it as root` });
     expect(readdirSync(elsewhere)).toEqual([]);
+  });
+});
+
+describe('untrusting in a Debian-style system store', () => {
+  // update-ca-certificates notices a new local certificate but not a removed one: its links and
+  // the hooks' copies (Java's keystore) would keep the CA trusted.
+  it('removes the store links update-ca-certificates left and tells its hooks the CA is gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cardbridge-untrust-'));
+    try {
+      const store = join(dir, 'local');
+      const etc = join(dir, 'etc-ssl-certs');
+      const hooks = join(dir, 'update.d');
+      for (const d of [store, etc, hooks]) mkdirSync(d);
+      writeFileSync(join(store, 'cardbridge-local-ca.crt'), 'pem');
+      writeFileSync(join(etc, 'ca-certificates.crt'), 'bundle');
+      symlinkSync(join(store, 'cardbridge-local-ca.crt'), join(etc, 'cardbridge-local-ca.pem'));
+      symlinkSync('cardbridge-local-ca.pem', join(etc, '04695c54.0'));
+      symlinkSync('other.pem', join(etc, 'abcdef01.0'));
+      const heard = join(dir, 'heard');
+      writeFileSync(join(hooks, 'record'), `#!/bin/sh\ncat >> '${heard}'\n`, { mode: 0o755 });
+      const results = await untrustCa({ systemStoreDir: store, updateCommand: ['true'], systemBundle: join(etc, 'ca-certificates.crt'), updateHooksDir: hooks, homes: [], certutil: null });
+      expect(results).toEqual([expect.objectContaining({ kind: 'system', ok: true })]);
+      expect(readdirSync(etc).sort()).toEqual(['abcdef01.0', 'ca-certificates.crt']);
+      expect(readFileSync(heard, 'utf8')).toBe(`-${join(etc, 'cardbridge-local-ca.pem')}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
