@@ -45,7 +45,7 @@ export type ErrorStage =
   | 'key-info'
   // MOICA generation 1 protected VERIFY: the card refused the batch key (6A 88)
   | 'pin-protection-key'
-  // NHI cloud SAM exchange (services/nhi/sam-client.ts): `sam-<SamStep>`
+  // NHI cloud SAM exchange (remote/nhi-sam/sam-client.ts): `sam-<SamStep>`
   | 'sam-connect'
   | 'sam-key-generation'
   | 'sam-key-export'

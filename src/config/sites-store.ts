@@ -3,7 +3,7 @@ import { chown, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CardBridgeError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { OriginPolicy, canonicalOrigin, validateOriginPattern } from '../server/security/origin-policy.js';
+import { OriginPolicy, canonicalOrigin, validateOriginPattern } from './origin-policy.js';
 
 /** What a site may do once the user said yes in cardbridge's window. */
 export type ConsentScope = 'nhi.read' | 'moica.certificates';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { CardBridgeError } from '../errors.js';
 import { DEFAULT_ALLOWED_ORIGINS, DEFAULT_CONSENT_DAYS } from '../config/sites-store.js';
-import { validateOriginPattern } from '../server/security/origin-policy.js';
+import { validateOriginPattern } from '../config/origin-policy.js';
 import { DEFAULT_LISTENERS, type ListenerName } from '../config/listeners.js';
 import { CONFIG_SCHEMA, validate, withDefaults } from '../config/schema.js';
 

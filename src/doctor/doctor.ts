@@ -10,7 +10,7 @@ import { defaultStateDir } from '../config/paths.js';
 import { type TrustEnvironment, defaultTrustEnvironment, trustStatus } from '../certs/trust.js';
 import { type ProcessInfo, canListen, portHolders } from './ports.js';
 import { DEFAULT_LISTENERS, type ListenerSpec } from '../config/listeners.js';
-import { NHI_SAM_DEFAULT_HOST, NHI_SAM_DEFAULT_PORT, SamClientError, type SamClientOptions, checkSamHealth } from '../services/nhi/sam-client.js';
+import { NHI_SAM_DEFAULT_HOST, NHI_SAM_DEFAULT_PORT, SamClientError, type SamClientOptions, checkSamHealth } from '../remote/nhi-sam/sam-client.js';
 import { DEFAULT_CONFIG, type DaemonConfig, loadConfig } from '../daemon/config.js';
 import { type BrowserEnvironment, DEFAULT_FIREFOX_CA, browserStatus } from '../browsers/policies.js';
 

@@ -1,6 +1,6 @@
 import { X509Certificate, constants, publicDecrypt, timingSafeEqual } from 'node:crypto';
 import * as pkijs from 'pkijs';
-import { type CertificateFacts, certificateFacts } from '../cards/moica/certificate-facts.js';
+import { type CertificateFacts, certificateFacts } from '../crypto/certificate-facts.js';
 import { type Pkcs1HashName, pkcs1v15SignatureBlock } from '../crypto/pkcs1.js';
 import { VerifyError, type VerifyErrorCode } from './errors.js';
 import { type RevocationOptions, checkRevocation } from './crl.js';

@@ -4,7 +4,7 @@ import type { ResponseApdu } from '../../pcsc/apdu.js';
 import type { CardTransport } from '../../pcsc/transport.js';
 import { statusWordError } from '../../pcsc/status-words.js';
 import { type Pkcs1HashName, pkcs1v15SignatureBlock, pkcs1v15Type2Unpad } from '../../crypto/pkcs1.js';
-import { type CertificateFacts, certificateFacts } from './certificate-facts.js';
+import { type CertificateFacts, certificateFacts } from '../../crypto/certificate-facts.js';
 import { MOICA_FID, MOICA_READ_CHUNK, MOICA_SERIAL_LENGTH, MOICA_SMALL_READ_CHUNK, MOICA_VERSION_LENGTH } from './commands.js';
 import {
   type Pkcs15KeyUsage,

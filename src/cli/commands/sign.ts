@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { CardBridgeError, isCardBridgeError } from '../../errors.js';
 import type { Pkcs1HashName } from '../../crypto/pkcs1.js';
 import { assertMoicaPin } from '../../cards/moica/moica-card.js';
-import { certificateFacts } from '../../cards/moica/certificate-facts.js';
+import { certificateFacts } from '../../crypto/certificate-facts.js';
 import { MoicaService, type MoicaSignResult } from '../../services/moica/moica-service.js';
 import type { ReaderRegistry } from '../../readers/types.js';
 import { parseCommandArgs } from '../args.js';

@@ -6,7 +6,7 @@ import type { ReaderRegistry } from '../../readers/types.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { type TraceOperation, TRACE_OPERATIONS, isTraceOperation, needsPin, recordOperation } from '../../trace/operations.js';
 import { serializeTrace } from '../../trace/trace-file.js';
-import type { SamClientOptions } from '../../services/nhi/sam-client.js';
+import type { SamClientOptions } from '../../remote/nhi-sam/sam-client.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT, type CliCommand, type CliIO, UsageError } from '../io.js';
 import { canPromptHidden, promptHidden, readFirstLine } from '../pin-input.js';

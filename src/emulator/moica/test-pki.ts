@@ -2,7 +2,7 @@ import { type KeyObject, createHash, generateKeyPairSync, webcrypto } from 'node
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { encodeNamedBits } from '../../crypto/named-bits.js';
-import { MOICA_ID_LAST_FOUR_OID } from '../../cards/moica/certificate-facts.js';
+import { MOICA_ID_LAST_FOUR_OID } from '../../crypto/certificate-facts.js';
 
 /**
  * A throw-away PKI shaped like MOICA's, for the virtual cards, the demo and relying-site

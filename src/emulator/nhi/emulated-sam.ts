@@ -23,7 +23,7 @@ import {
   rsaPkcs1Decrypt,
   rsaPkcs1Encrypt,
   sealFrame,
-} from '../../services/nhi/sam-protocol.js';
+} from '../../remote/nhi-sam/sam-protocol.js';
 import { NHI_TEST_MASTER_SECRET, SAM_RANDOM_LENGTH, nhiTestCardKey, nhiTestSamAuthData, nhiTestVerifyCardReply } from './test-auth.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);

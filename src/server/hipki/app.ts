@@ -9,7 +9,7 @@ import { VERSION } from '../../version.js';
 import { installGuard } from '../security/guard.js';
 import { PROBE_GIF } from '../shared/probe.js';
 import { allowedHosts } from '../security/loopback.js';
-import { canonicalOrigin } from '../security/origin-policy.js';
+import { canonicalOrigin } from '../../config/origin-policy.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import { type AuditLog, loggerAudit } from '../shared/audit.js';
 import { type HipkiOperation, HipkiRequestError, RET, hipkiFailure } from './ret-codes.js';

@@ -1,7 +1,7 @@
 import type { ReaderRegistry } from '../../readers/types.js';
 import type { MoicaCardSelector, MoicaService, MoicaSignFormat, PinUse } from '../../services/moica/moica-service.js';
 import type { MoicaCertificate } from '../../cards/moica/moica-card.js';
-import { ATTRIBUTE_NAMES as FACT_ATTRIBUTE_NAMES, parseCertificate } from '../../cards/moica/certificate-facts.js';
+import { ATTRIBUTE_NAMES as FACT_ATTRIBUTE_NAMES, parseCertificate } from '../../crypto/certificate-facts.js';
 import type { Pkcs1HashName } from '../../crypto/pkcs1.js';
 import { RET, HipkiRequestError } from './ret-codes.js';
 import { type TbsPackage, decodeBase64, field, flag } from './tbs-package.js';

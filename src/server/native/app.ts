@@ -9,7 +9,7 @@ import type { ReaderRegistry, ReaderState, RegistryEvent } from '../../readers/t
 import { VERSION } from '../../version.js';
 import { checkPeer, installGuard } from '../security/guard.js';
 import { allowedHosts } from '../security/loopback.js';
-import type { OriginPolicy } from '../security/origin-policy.js';
+import type { OriginPolicy } from '../../config/origin-policy.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import { installErrorHandlers, sendProblem } from './errors.js';
 import { buildOpenApi, type RouteDoc } from './openapi.js';

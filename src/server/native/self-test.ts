@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { BrowserPolicyStatus } from '../../browsers/policies.js';
-import { certificateFacts } from '../../cards/moica/certificate-facts.js';
+import { certificateFacts } from '../../crypto/certificate-facts.js';
 import type { SitesStore } from '../../config/sites-store.js';
 import { asCardBridgeError } from '../../errors.js';
 import type { ReaderRegistry } from '../../readers/types.js';

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CardBridgeError } from '../../errors.js';
-import { canonicalOrigin } from '../security/origin-policy.js';
+import { canonicalOrigin } from '../../config/origin-policy.js';
 import { trustedPage } from '../shared/trusted-page.js';
 import { APPROVE_CSS, APPROVE_HTML, APPROVE_JS } from './ui-assets.js';
 import type { PendingRequests, Submission } from './pending.js';

@@ -1,5 +1,5 @@
 import { type ErrorStage, asCardBridgeError } from '../../errors.js';
-import { SamClientError, type SamStep } from '../../services/nhi/sam-client.js';
+import { SamClientError, type SamStep } from '../../remote/nhi-sam/sam-client.js';
 
 /**
  * The ONE place where cardbridge's error vocabulary becomes the official NHI agent's numeric

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CardBridgeError } from '../../errors.js';
-import { canonicalOrigin } from '../security/origin-policy.js';
+import { canonicalOrigin } from '../../config/origin-policy.js';
 import { NHI_OK, NHI_UNKNOWN_COMMAND, type NhiOperation, nhiErrorCode } from './error-codes.js';
 import {
   NHI_HTTP_DEFAULT_PORT,

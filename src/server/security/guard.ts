@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CardBridgeError } from '../../errors.js';
 import { isAllowedHost, isLoopbackAddress } from './loopback.js';
-import { type OriginPolicy, canonicalOrigin } from './origin-policy.js';
+import { type OriginPolicy, canonicalOrigin } from '../../config/origin-policy.js';
 import type { RateLimiter } from './rate-limit.js';
 
 export interface GuardOptions {

@@ -3,7 +3,7 @@ import { CardBridgeError, isCardBridgeError } from '../../errors.js';
 import type { NhiBasicData } from '../../cards/nhi/basic-data.js';
 import { nhiProfile } from '../../cards/nhi/profile.js';
 import type { CardSelector, ReaderRegistry } from '../../readers/types.js';
-import { type SamClientOptions, SamSession } from './sam-client.js';
+import { type SamClientOptions, SamSession } from '../../remote/nhi-sam/sam-client.js';
 
 /** The basic data plus the card status flag the official agent reports with it. */
 export interface NhiBasicInfo extends NhiBasicData {

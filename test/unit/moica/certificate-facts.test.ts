@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getTestPki, TEST_HOLDER } from '../../../src/emulator/moica/test-pki.js';
-import { certificateFacts, certificateRole } from '../../../src/cards/moica/certificate-facts.js';
+import { certificateFacts, certificateRole } from '../../../src/crypto/certificate-facts.js';
 
 describe('MOICA test PKI and certificate facts', () => {
   it('issues a chain whose every name says TEST and whose signatures check out', async () => {

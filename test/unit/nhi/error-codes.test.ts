@@ -1,6 +1,6 @@
 import { CardBridgeError, type ErrorCode, type ErrorStage } from '../../../src/errors.js';
 import { NHI_ERROR_MEANINGS, nhiErrorCode } from '../../../src/server/nhi/error-codes.js';
-import { SamClientError, type SamStep } from '../../../src/services/nhi/sam-client.js';
+import { SamClientError, type SamStep } from '../../../src/remote/nhi-sam/sam-client.js';
 
 const e = (code: ErrorCode, stage?: ErrorStage) => new CardBridgeError(code, 'x', stage === undefined ? {} : { stage });
 

@@ -4,7 +4,7 @@ import { GenericTestCard } from '../../../src/emulator/test-card.js';
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { nhiErrorCode } from '../../../src/server/nhi/error-codes.js';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
-import type { SamSession } from '../../../src/services/nhi/sam-client.js';
+import type { SamSession } from '../../../src/remote/nhi-sam/sam-client.js';
 import { EXPECTED_TEST_BASIC_DATA, SelfRemovingCard, caught, failingCard } from './helpers.js';
 
 const R0 = 'Reader 0';

@@ -23,7 +23,7 @@ import {
   parseSignRequest,
   parseSignResult,
   sealFrame,
-} from '../../../src/services/nhi/sam-protocol.js';
+} from '../../../src/remote/nhi-sam/sam-protocol.js';
 
 /*
  * Known answers for the SAM frame codec (specs/nhi-card.md, H_Sign section). Every expected

@@ -8,8 +8,8 @@ import type { VirtualCard } from '../../../src/emulator/virtual-card.js';
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { nhiErrorCode } from '../../../src/server/nhi/error-codes.js';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
-import { SamClientError, type SamClientOptions, type SamFailureReason, SamSession, type SamStep, checkSamHealth } from '../../../src/services/nhi/sam-client.js';
-import { SAM_L_KEY, encodeServerHello, openFrameBody, parseClientHello, rsaPkcs1Encrypt, sealFrame } from '../../../src/services/nhi/sam-protocol.js';
+import { SamClientError, type SamClientOptions, type SamFailureReason, SamSession, type SamStep, checkSamHealth } from '../../../src/remote/nhi-sam/sam-client.js';
+import { SAM_L_KEY, encodeServerHello, openFrameBody, parseClientHello, rsaPkcs1Encrypt, sealFrame } from '../../../src/remote/nhi-sam/sam-protocol.js';
 import { SelfRemovingCard, caught, failingCard } from './helpers.js';
 
 const READER = 'Reader 0';

@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
 import { buildNativeApp } from '../../../src/server/native/app.js';
-import { OriginPolicy } from '../../../src/server/security/origin-policy.js';
+import { OriginPolicy } from '../../../src/config/origin-policy.js';
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
 import { GenericTestCard } from '../../../src/emulator/test-card.js';
 import { NHI_APPLET_AID } from '../../../src/cards/nhi/commands.js';

@@ -1,4 +1,4 @@
-import { OriginPolicy, canonicalOrigin, validateOriginPattern } from '../../../src/server/security/origin-policy.js';
+import { OriginPolicy, canonicalOrigin, validateOriginPattern } from '../../../src/config/origin-policy.js';
 import { allowedHosts, isAllowedHost, isLoopbackAddress } from '../../../src/server/security/loopback.js';
 import { RateLimiter } from '../../../src/server/security/rate-limit.js';
 

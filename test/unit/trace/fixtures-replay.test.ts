@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { NhiService } from '../../../src/services/nhi/nhi-service.js';
-import type { SamSession } from '../../../src/services/nhi/sam-client.js';
+import type { SamSession } from '../../../src/remote/nhi-sam/sam-client.js';
 import { TRACE_FAKE_NHI_HOLDER } from '../../../src/trace/redact.js';
 import { VIRTUAL_TRACE_PIN } from '../../../src/trace/virtual-cards.js';
 import { moicaPinBuffer } from '../../../src/crypto/moica-pin-block.js';

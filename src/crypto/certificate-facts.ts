@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { CardBridgeError } from '../../errors.js';
-import { decodeNamedBits } from '../../crypto/named-bits.js';
+import { CardBridgeError } from '../errors.js';
+import { decodeNamedBits } from './named-bits.js';
 
 /**
  * What cardbridge needs to know about a MOICA certificate, read with pkijs: who holds it, who

@@ -1,4 +1,4 @@
-import { CardBridgeError } from '../../errors.js';
+import { CardBridgeError } from '../errors.js';
 
 /**
  * Which web origins may use the bridge. A pattern is an exact origin
