@@ -1,4 +1,4 @@
-import { recognizeCard } from '../../../src/cards/recognize.js';
+import { recognizeCard } from '../../../src/cards/index.js';
 import { hex } from '../../../src/pcsc/apdu.js';
 import { createApduTransport } from '../../../src/pcsc/transport.js';
 

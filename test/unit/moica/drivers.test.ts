@@ -1,7 +1,6 @@
 import { constants, createHash, publicEncrypt, randomBytes, verify } from 'node:crypto';
 import { jest } from '@jest/globals';
 import type { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
-import { openMoicaCard } from '../../../src/cards/moica/open.js';
 import type { MoicaCard, MoicaDriverOptions } from '../../../src/cards/moica/moica-card.js';
 import { MoicaGen1Card } from '../../../src/cards/moica/moica-gen1.js';
 import { MoicaGen2Card } from '../../../src/cards/moica/moica-gen2.js';
@@ -11,7 +10,7 @@ import { MOICA_GEN2_SELECT_APPLET } from '../../../src/cards/moica/commands.js';
 import { Scp03Transport } from '../../../src/cards/moica/scp03-transport.js';
 import { diversifyMoicaStaticKeys } from '../../../src/crypto/gp-diversify.js';
 import type { CardTransport } from '../../../src/pcsc/transport.js';
-import { READER, PIN, type Generation, plainVerifies, setup } from './helpers.js';
+import { READER, PIN, type Generation, plainVerifies, openMoicaCard, setup } from './helpers.js';
 import { vectors } from '../crypto/vectors.js';
 
 function withDriver<T>(registry: MockReaderRegistry, fn: (card: MoicaCard) => Promise<T>, exclusive = true, options: MoicaDriverOptions = {}): Promise<T> {

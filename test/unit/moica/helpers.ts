@@ -1,4 +1,7 @@
 import { MockReaderRegistry } from '../../../src/readers/mock-registry.js';
+import type { CardTransport } from '../../../src/pcsc/transport.js';
+import { moicaProfile } from '../../../src/cards/moica/profile.js';
+import type { MoicaCard, MoicaDriverOptions } from '../../../src/cards/moica/moica-card.js';
 import type { VirtualCard } from '../../../src/emulator/virtual-card.js';
 import { getTestPki, type MoicaTestPki } from '../../../src/emulator/moica/test-pki.js';
 import { VirtualMoicaGen1Card, type VirtualMoicaGen1Options } from '../../../src/emulator/moica/virtual-moica-gen1.js';
@@ -40,4 +43,12 @@ export function instrumented(card: VirtualCard, before: (command: Buffer) => voi
 /** Commands that are a plain (unprotected) VERIFY: CLA 00 or 80, INS 20. */
 export function plainVerifies(received: Buffer[]): Buffer[] {
   return received.filter((c) => c[1] === 0x20 && (c[0] === 0x00 || c[0] === 0x80));
+}
+
+/**
+ * A driver on a bare transport, as the registry makes one at insertion: the profile's probe
+ * (gen 2 applet SELECT, then the gen 1 MF), then its `open`. The probe's APDUs are sent.
+ */
+export async function openMoicaCard(transport: CardTransport, options: MoicaDriverOptions = {}): Promise<MoicaCard> {
+  return moicaProfile.open(transport, (await moicaProfile.recognise(transport)) ?? { kind: 'unknown' }, options);
 }
