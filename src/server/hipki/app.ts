@@ -352,10 +352,7 @@ export async function buildHipkiApp(options: HipkiAppOptions): Promise<FastifyIn
 
   // ——— the user trusts a site (only from the bridge's own page) ———
   app.post('/addDomain', async (request, reply) => {
-    const originHeader = request.headers.origin;
-    const fromOwnPage =
-      originHeader !== undefined && ownOrigins.has(canonicalOrigin(originHeader) ?? '') && (request.headers['sec-fetch-site'] ?? 'same-origin') === 'same-origin';
-    if (!fromOwnPage) {
+    if (!fromOwnPage(request)) {
       return json(reply, failureReply('addDomain', new CardBridgeError('NotAllowedOrigin', 'Only cardbridge’s own /addDomain page can add a site'), 'other'), 403);
     }
     const domain = new URLSearchParams(typeof request.body === 'string' ? request.body : '').get('domain')?.trim().toLowerCase() ?? '';
