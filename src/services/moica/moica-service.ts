@@ -163,7 +163,7 @@ export class MoicaService {
   /** What is known about the PIN of the card `selector` picks, for a window to show before asking. */
   pinStatus(selector: MoicaCardSelector = {}): Promise<MoicaPinStatus> {
     return this.#withCard(selector, false, async (card, session) => {
-      const { serialNumber } = await card.cardInfo();
+      const { serialNumber } = await this.#cardInfo(card, session);
       return { ...(await this.#tries.status(serialNumber)), serialNumber, reader: session.reader };
     });
   }
@@ -325,7 +325,7 @@ export class MoicaService {
       if (modulus && compareBigEndian(Buffer.from(ciphertext), modulus) >= 0) {
         throw new CardBridgeError('ProtocolError', 'Decryption failed');
       }
-      const { serialNumber } = await card.cardInfo();
+      const { serialNumber } = await this.#cardInfo(card, session);
       return this.#withPin(serialNumber, use, () => card.decrypt(key.keyReference, ciphertext, pin));
     });
   }

@@ -110,6 +110,16 @@ describe.each([1, 2] as Generation[])('MOICA service on a generation %i card', (
     await expect(service.decrypt(Buffer.alloc(256, 0xff), PIN)).rejects.toMatchObject({ code: 'ProtocolError', message: 'Decryption failed' });
   });
 
+  it('answers the tries count (which cardbridge’s window asks for every second) from memory, not the card', async () => {
+    const { registry, card } = await setup(generation);
+    const service = new MoicaService(registry);
+    await service.pinStatus();
+    const before = card.received.length;
+    await service.pinStatus();
+    await service.pinStatus();
+    expect(card.received.length).toBe(before);
+  });
+
   it('checks the PIN format before touching the card', async () => {
     const { registry, card } = await setup(generation);
     const service = new MoicaService(registry);
